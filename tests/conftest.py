@@ -1,0 +1,67 @@
+"""Shared fixtures. Tests read real PubMedQA from ../shared (never copied into the repo)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("R2D_SHARED", ROOT.parent / "shared"))
+PUBMEDQA = SHARED / "data" / "pubmedqa"
+
+os.chdir(ROOT)  # configs/ and relative cache paths resolve from the repo root
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def pubmedqa_dir() -> Path:
+    if not (PUBMEDQA / "ori_pqal.json").exists():
+        pytest.fail(f"PubMedQA not found at {PUBMEDQA}: the shared data must sit beside the repo")
+    return PUBMEDQA
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One model cache (tokenizers, Stage 1 results) for the whole session."""
+    return tmp_path_factory.mktemp("r2d-cache")
+
+
+def tiny_overrides(cache_dir: Path, **extra) -> list[str]:
+    """A config small enough for a unit test: a few steps on a few hundred synthetic examples."""
+    base = {
+        "data.dataset": "triage",
+        "data.triage.size": 300,
+        "data.max_input_tokens": 64,
+        "data.max_target_tokens": 32,
+        "data.max_eval_examples": 24,
+        "model.cache_dir": str(cache_dir),
+        "model.tiny.d_model": 32,
+        "model.tiny.d_ff": 64,
+        "model.tiny.d_kv": 8,
+        "model.tiny.num_heads": 2,
+        "model.tiny.num_layers": 1,
+        "model.tiny.num_decoder_layers": 1,
+        "model.tiny.dropout_rate": 0.0,
+        "stage1.max_steps": 4,
+        "stage1.batch_size": 8,
+        "stage1.eval_every": 2,
+        "stage1.lr": 1e-3,
+        "stage2.max_steps": 6,
+        "stage2.batch_size": 8,
+        "stage2.eval_every": 3,
+        "stage2.lr": 1e-3,
+        "stage2.schedule.warmup": 0.0,
+        "stage2.schedule.transition": 0.5,
+        "evaluation.splits": "[test]",
+        "evaluation.batch_size": 24,
+        "evaluation.max_rationale_tokens": 8,
+        "evaluation.bertscore.enabled": "false",
+        "resources.torch_threads": 1,
+    }
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
