@@ -1,0 +1,14 @@
+"""Significance analysis of r2d runs: load runs -> statistics -> tables -> plots -> report CLI.
+
+Imports no torch and nothing from `r2d` but `r2d.schema` (the predictions-file format), so that
+tables can be read and regenerated on a laptop. Modules, in data-path order:
+
+- `analysis.runs`     read run directories or MLflow runs; group into systems; match seeds and examples
+- `analysis.metrics`  the metrics, each as per-example sufficient statistics + a finalize function
+- `analysis.stats`    pure, vectorised, seeded statistics: bootstrap CIs, paired tests, corrections
+- `analysis.tables`   the significance table as Markdown, LaTeX (booktabs) and CSV, with signatures
+- `analysis.plots`    PNG plots on a headless Agg canvas
+- `analysis.report`   `build_report(...)` and the CLI `python -m analysis report ...`
+"""
+
+__version__ = "0.1.0"

@@ -30,15 +30,20 @@ class MetricSpec:
 
     @property
     def finalize(self) -> Callable[[np.ndarray], np.ndarray]:
-        return {"mean": stats.mean_from_sums, "macro_f1": stats.macro_f1_from_sums,
-                "corpus_bleu": stats.bleu_from_sums}[self.kind]
+        return {
+            "mean": stats.mean_from_sums,
+            "macro_f1": stats.macro_f1_from_sums,
+            "corpus_bleu": stats.bleu_from_sums,
+        }[self.kind]
 
     def statistics(self, frame: pd.DataFrame, labels: list[str]) -> np.ndarray:
         """Sufficient statistics `[n, d]` of one run's (matched) predictions."""
         if self.kind == "mean":
             return stats.mean_stats(frame[self.column].to_numpy(dtype=np.float64), nan_policy="omit")
         if self.kind == "macro_f1":
-            return stats.macro_f1_stats(frame["gold_label"].to_numpy(), frame["pred_label"].to_numpy(), labels)
+            return stats.macro_f1_stats(
+                frame["gold_label"].to_numpy(), frame["pred_label"].to_numpy(), labels
+            )
         return stats.bleu_stats(frame["pred_rationale"].tolist(), frame["gold_rationale"].tolist())
 
     def available(self, frame: pd.DataFrame) -> bool:

@@ -47,8 +47,11 @@ def plot_transition(rows: Sequence[ComparisonRow], spec: MetricSpec, path: str |
 
     Returns None (no file) when the study does not vary the transition rate.
     """
-    scheduled = [row for row in rows if _as_float(row.settings.get("transition")) is not None
-                 and row.settings.get("shape") is not None]
+    scheduled = [
+        row
+        for row in rows
+        if _as_float(row.settings.get("transition")) is not None and row.settings.get("shape") is not None
+    ]
     if len({_as_float(row.settings["transition"]) for row in scheduled}) < 2:
         return None
     panels = _panels(scheduled)
@@ -57,7 +60,8 @@ def plot_transition(rows: Sequence[ComparisonRow], spec: MetricSpec, path: str |
         lines: dict[str, list[ComparisonRow]] = {}
         for row in panel_rows:
             lines.setdefault(f"{row.settings.get('variant')} {row.settings['shape']}", []).append(row)
-        for index, (label, line_rows) in enumerate(sorted(lines.items())):
+        swept = {label: members for label, members in lines.items() if len(members) > 1}
+        for index, (label, line_rows) in enumerate(sorted(swept.items())):
             line_rows = sorted(line_rows, key=lambda r: _as_float(r.settings["transition"]))
             x = np.array([_as_float(r.settings["transition"]) for r in line_rows])
             y = np.array([r.estimate for r in line_rows]) * spec.scale
@@ -70,6 +74,17 @@ def plot_transition(rows: Sequence[ComparisonRow], spec: MetricSpec, path: str |
                 seeds = np.array(list(row.seed_scores.values())) * spec.scale
                 if len(seeds) > 1:
                     axis.scatter(np.full(len(seeds), xi), seeds, s=10, color=color, alpha=0.5, linewidths=0)
+        # systems run at a single rate (baselines such as sft): horizontal reference lines
+        for index, row in enumerate(
+            row for label in sorted(lines) if label not in swept for row in lines[label]
+        ):
+            axis.axhline(
+                row.estimate * spec.scale,
+                color=f"0.{3 + 2 * (index % 3)}",
+                linestyle="--",
+                linewidth=1,
+                label=row.system,
+            )
         axis.set_title(title)
         axis.set_xlabel("transition (fraction of training steps)")
         axis.grid(alpha=0.3)
@@ -85,12 +100,16 @@ def plot_systems(rows: Sequence[ComparisonRow], spec: MetricSpec, path: str | Pa
     """A bar per system with its CI as an error bar and seeds as points; significant differences starred."""
     panels = _panels(rows)
     widest = max(len(panel) for panel in panels.values())
-    figure, axes = _figure(len(panels), width=max(4.0, 0.55 * widest + 1.5), height=4.2)
+    figure, axes = _figure(len(panels), width=max(5.0, 0.8 * widest + 2.0), height=4.8)
     for axis, (title, panel_rows) in zip(axes, panels.items(), strict=True):
         x = np.arange(len(panel_rows))
         y = np.array([row.estimate for row in panel_rows]) * spec.scale
-        errors = np.abs(np.array([[row.estimate - row.ci_low, row.ci_high - row.estimate]
-                                  for row in panel_rows]).T) * spec.scale
+        errors = (
+            np.abs(
+                np.array([[row.estimate - row.ci_low, row.ci_high - row.estimate] for row in panel_rows]).T
+            )
+            * spec.scale
+        )
         colors = ["0.45" if row.is_baseline else "C0" for row in panel_rows]
         axis.bar(x, y, yerr=errors, color=colors, alpha=0.8, capsize=3)
         for xi, row in zip(x, panel_rows, strict=True):
@@ -108,7 +127,10 @@ def plot_systems(rows: Sequence[ComparisonRow], spec: MetricSpec, path: str | Pa
             span = max(finite.max() - finite.min(), 1e-9)
             axis.set_ylim(finite.min() - 0.3 * span, finite.max() + 0.2 * span)
     axes[0].set_ylabel(spec.label)
-    figure.suptitle(f"{spec.label} by system (grey: baseline; * significant vs baseline after correction)")
+    figure.suptitle(
+        f"{spec.label} by system: mean, CI, seeds as points\n(grey: baseline; * significant vs baseline)",
+        fontsize="medium",
+    )
     path = Path(path)
     figure.savefig(path, dpi=120)
     return path

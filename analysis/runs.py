@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,7 +102,9 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     )
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (see r2d.schema.PREDICTION_COLUMNS)")
+        raise ValueError(
+            f"{path}: missing column(s) {', '.join(missing)} (see r2d.schema.PREDICTION_COLUMNS)"
+        )
     for column in TEXT_COLUMNS:
         frame[column] = frame[column].fillna("").astype(str) if column in frame.columns else ""
     for column in NUMERIC_COLUMNS:
@@ -207,7 +211,9 @@ def load_mlflow_runs(
     if experiment:
         found = client.get_experiment_by_name(experiment)
         if found is None:
-            raise InputError("--experiment", f"no MLflow experiment named {experiment!r} at {client.tracking_uri}")
+            raise InputError(
+                "--experiment", f"no MLflow experiment named {experiment!r} at {client.tracking_uri}"
+            )
         experiment_ids = [found.experiment_id]
     else:
         experiment_ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
@@ -229,56 +235,90 @@ def load_mlflow_runs(
             continue
         run = _download_run(client, mlflow_run, split, cache_root / run_id)
         if run is None:
-            skipped.append(f"{mlflow_run.info.run_name or run_id}: no {RUN_FILE} artifact (not a training run)")
+            skipped.append(
+                f"{mlflow_run.info.run_name or run_id}: no {RUN_FILE} artifact (not a training run)"
+            )
         else:
             runs.append(run)
     if sweep_id and not parents:  # a sweep whose parent was filtered out or has no children yet
-        parents = {run.info.run_id for run in found_runs if PARENT_TAG not in run.data.tags
-                   and "r2d.variant" not in run.data.tags}
+        parents = {
+            run.info.run_id
+            for run in found_runs
+            if PARENT_TAG not in run.data.tags and "r2d.variant" not in run.data.tags
+        }
     return MlflowRuns(runs, sorted(parents), client.tracking_uri, skipped)
 
 
 def _search_all(client, experiment_ids: list[str], filter_string: str) -> list:
     runs, token = [], None
     while True:
-        page = client.search_runs(experiment_ids, filter_string=filter_string, max_results=1000, page_token=token)
+        page = client.search_runs(
+            experiment_ids, filter_string=filter_string, max_results=1000, page_token=token
+        )
         runs.extend(page)
         token = page.token
         if not token:
             return runs
 
 
+@contextmanager
+def _quiet_downloads():
+    """MLflow draws a progress bar per artifact; a report downloads hundreds of small files."""
+    previous = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = previous
+
+
+def _fetch(client, run_id: str, artifact: str, cache: Path, refresh: bool) -> Path | None:
+    """Download one artifact to `cache/artifact` (unless cached); None if the run has no such artifact."""
+    target = cache / artifact
+    if target.is_file() and not refresh:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _quiet_downloads():
+            local = Path(client.download_artifacts(run_id, artifact, str(target.parent)))
+    except Exception:  # noqa: BLE001 - stores raise several types for a missing artifact
+        return None
+    if local.resolve() != target.resolve():  # some stores keep only the file name
+        shutil.move(str(local), target)
+    return target
+
+
 def _download_run(client, mlflow_run, split: str, cache: Path) -> Run | None:
-    """Fetch run.json and the split's predictions of one MLflow run (cached); None if it has no run.json."""
+    """Fetch run.json and the split's predictions of one MLflow run (cached); None if it has no run.json.
+
+    Artifacts of a FINISHED run are final, so the cache is trusted; anything else is fetched again.
+    """
     run_id, status = mlflow_run.info.run_id, mlflow_run.info.status
-    record_path = cache / RUN_FILE
-    if not record_path.is_file() or status != "FINISHED":
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-            client.download_artifacts(run_id, RUN_FILE, str(cache))
-        except Exception:  # noqa: BLE001 - MLflow raises several types for a missing artifact
-            if "r2d.variant" not in mlflow_run.data.tags:
-                return None
-            record = _record_from_tags(mlflow_run)  # a failed run that never wrote run.json
-            return Run(record["run_name"], record, f"mlflow:{run_id}", problem=f"MLflow status {status}, no run.json")
+    finished = status == "FINISHED"
+    record_path = _fetch(client, run_id, RUN_FILE, cache, refresh=not finished)
+    if record_path is None:
+        if "r2d.variant" not in mlflow_run.data.tags:
+            return None
+        record = _record_from_tags(mlflow_run)  # a run that failed before writing run.json
+        return Run(
+            record["run_name"], record, f"mlflow:{run_id}", problem=f"MLflow status {status}, no run.json"
+        )
     record = json.loads(record_path.read_text())
     record.setdefault("mlflow_run_id", run_id)
     run = Run(str(record.get("run_name") or mlflow_run.info.run_name or run_id), record, f"mlflow:{run_id}")
-    if status != "FINISHED":
+    if not finished:
         run.problem = f"MLflow status {status}"
         return run
-    predictions_file = cache / predictions_path(split)
-    if not predictions_file.is_file():
-        try:
-            client.download_artifacts(run_id, predictions_path(split), str(cache))
-        except Exception:  # noqa: BLE001
-            pass  # reported by _attach_predictions as missing
-    return _attach_predictions(run, predictions_file, split)
+    _fetch(client, run_id, predictions_path(split), cache, refresh=False)
+    return _attach_predictions(run, cache / predictions_path(split), split)
 
 
 def _record_from_tags(mlflow_run) -> dict:
     tags = mlflow_run.data.tags
-    record = {key[len("r2d."):]: value for key, value in tags.items() if key.startswith("r2d.")}
+    record = {key[len("r2d.") :]: value for key, value in tags.items() if key.startswith("r2d.")}
     record["run_name"] = mlflow_run.info.run_name or mlflow_run.info.run_id
     record["status"] = mlflow_run.info.status
     if "seed" in record:
@@ -353,7 +393,9 @@ def build_study(runs: Sequence[Run], *, split: str = "test", dataset: str | None
         runs = [run for run in runs if run.record.get("dataset") == dataset]
         if not runs:
             raise InputError("--dataset", f"no run on dataset {dataset!r}")
-    datasets = sorted({str(run.record.get("dataset")) for run in runs if run.record.get("dataset") is not None})
+    datasets = sorted(
+        {str(run.record.get("dataset")) for run in runs if run.record.get("dataset") is not None}
+    )
     if len(datasets) > 1:
         raise InputError("--dataset", f"runs span datasets {', '.join(datasets)}; choose one with --dataset")
 
@@ -361,7 +403,9 @@ def build_study(runs: Sequence[Run], *, split: str = "test", dataset: str | None
     missing = [run for run in runs if not run.usable]
     if not usable:
         details = "; ".join(f"{run.name}: {run.problem}" for run in missing[:5])
-        raise InputError("--runs", f"no usable run (finished, with {split} predictions) among {len(runs)}: {details}")
+        raise InputError(
+            "--runs", f"no usable run (finished, with {split} predictions) among {len(runs)}: {details}"
+        )
     unseeded = [run for run in usable if run.seed is None]
     for run in unseeded:
         run.problem = "run.json has no seed"
@@ -382,8 +426,10 @@ def build_study(runs: Sequence[Run], *, split: str = "test", dataset: str | None
         by_seed: dict[int, Run] = {}
         for run in sorted(members, key=lambda r: r.name):
             if run.seed in by_seed:
-                notes.append(f"duplicate: {run.name} repeats seed {run.seed} of {by_seed[run.seed].name}; "
-                             f"using {by_seed[run.seed].name}")
+                notes.append(
+                    f"duplicate: {run.name} repeats seed {run.seed} of {by_seed[run.seed].name}; "
+                    f"using {by_seed[run.seed].name}"
+                )
                 continue
             by_seed[run.seed] = run
         systems.append(System(system_name(settings, differing), settings, by_seed))
@@ -391,7 +437,9 @@ def build_study(runs: Sequence[Run], *, split: str = "test", dataset: str | None
     _report_missing_runs(systems, missing, keys, differing, notes)
     example_ids = _match_examples(systems, notes)
     labels = _label_set(usable, notes)
-    return Study(systems, example_ids, labels, split, datasets[0] if datasets else None, differing, notes, missing)
+    return Study(
+        systems, example_ids, labels, split, datasets[0] if datasets else None, differing, notes, missing
+    )
 
 
 def _system_key(settings: dict, keys: list[str]) -> tuple:
@@ -439,8 +487,10 @@ def _report_missing_runs(
     for system in systems:
         absent = [seed for seed in all_seeds if seed not in system.runs]
         if absent:
-            notes.append(f"seeds: {system.name} has no usable run for seed(s) {', '.join(map(str, absent))}; "
-                         "its comparisons use the seeds it shares with the baseline")
+            notes.append(
+                f"seeds: {system.name} has no usable run for seed(s) {', '.join(map(str, absent))}; "
+                "its comparisons use the seeds it shares with the baseline"
+            )
 
 
 def _match_examples(systems: list[System], notes: list[str]) -> list[str]:
@@ -451,14 +501,16 @@ def _match_examples(systems: list[System], notes: list[str]) -> list[str]:
         common &= set(run.predictions.index)
     if not common:
         raise InputError("--runs", "the runs share no example id: are they on the same dataset and split?")
-    union_size = len(set().union(*(set(run.predictions.index) for run in runs)))
-    for run in runs:
-        absent = union_size - len(run.predictions.index)
-        extra = [example for example in run.predictions.index if example not in common]
-        if absent > 0 or extra:
-            notes.append(f"examples: {run.name} lacks {absent} example id(s) other runs have and has "
-                         f"{len(extra)} they lack (e.g. {', '.join(map(repr, extra[:3])) or '-'}); "
-                         f"analysed on the {len(common)} ids common to all runs")
+    left_out = set().union(*(set(run.predictions.index) for run in runs)) - common
+    if left_out:
+        notes.append(
+            f"examples: {len(left_out)} example id(s) are not in every run and were left out "
+            f"(e.g. {', '.join(map(repr, sorted(left_out)[:3]))}); analysed on the {len(common)} common ids"
+        )
+        for run in runs:
+            lacking = len(left_out) - len(set(run.predictions.index) & left_out)
+            if lacking:
+                notes.append(f"examples: {run.name} lacks {lacking} of them")
     example_ids = [example for example in order if example in common]
     reference = runs[0].predictions.loc[example_ids, "gold_label"].to_numpy()
     for run in runs[1:]:
@@ -471,7 +523,9 @@ def _match_examples(systems: list[System], notes: list[str]) -> list[str]:
 
 
 def _label_set(runs: list[Run], notes: list[str]) -> list[str]:
-    label_sets = {tuple(str(label).strip().lower() for label in run.record.get("labels") or []) for run in runs}
+    label_sets = {
+        tuple(str(label).strip().lower() for label in run.record.get("labels") or []) for run in runs
+    }
     label_sets.discard(())
     if len(label_sets) > 1:
         notes.append(f"labels: runs declare different label sets {sorted(label_sets)}; using their union")

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import partial
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property, partial
 from typing import Literal
 
 import numpy as np
@@ -54,6 +55,9 @@ MIN_EXAMPLES = 10
 _CHUNK_CELLS = 500_000
 # Relative tolerance when comparing a resampled statistic with the observed one (float round-off).
 _TIE_TOLERANCE = 1e-9
+# A bootstrap distribution narrower than this (relative) is degenerate: float32 sums of equal
+# scores differ by round-off (~1e-8 relative), real sampling spread is orders of magnitude larger.
+_DEGENERATE_TOLERANCE = 1e-6
 
 
 # --------------------------------------------------------------------------------------------------
@@ -246,29 +250,60 @@ def _check_examples(n: int) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def resample_counts(n: int, n_resamples: int, rng: np.random.Generator, chunk: int | None = None):
-    """Yield blocks of bootstrap resample counts `[rows, n]` (float64): row b counts draws of each example.
+def _sum_dtype(flat_stats: np.ndarray) -> type:
+    """float32 when every weighted sum stays below 2^24 (float32 is exact on such integers), else float64.
 
-    Drawing indices then counting them with one `bincount` is several times cheaper than
-    `Generator.multinomial`, and the counts (not the indices) are what the matrix product needs.
+    Resample counts are small integers and most statistics are counts too (correct, n-grams, classes),
+    so float32 sums are exact where ties matter; for continuous scores its ~1e-7 relative error is
+    far below Monte Carlo error. Half the bytes make the memory-bound matrix product about twice as fast.
     """
-    rows = chunk or max(1, _CHUNK_CELLS // max(n, 1))
-    index_type = np.uint16 if n <= np.iinfo(np.uint16).max else np.int64
+    largest = float(np.abs(flat_stats).max()) if flat_stats.size else 0.0
+    return np.float32 if largest * flat_stats.shape[0] < 2**24 else np.float64
+
+
+def resample_counts(n: int, n_resamples: int, rng: np.random.Generator, dtype: type = np.float64):
+    """Yield blocks of bootstrap resample counts `[rows, n]`: row b counts how often each example was drawn.
+
+    Drawing indices then counting them with one `bincount` (offset per row) is several times cheaper
+    than `Generator.multinomial`, and counts (not indices) are what the matrix product needs.
+    """
+    rows = max(1, _CHUNK_CELLS // max(n, 1))
+    offsets = (np.arange(rows, dtype=np.intp) * n)[:, None]
     for start in range(0, n_resamples, rows):
         block = min(rows, n_resamples - start)
-        draws = rng.integers(0, n, size=(block, n), dtype=index_type).astype(np.intp)
-        draws += (np.arange(block, dtype=np.intp) * n)[:, None]
-        yield np.bincount(draws.ravel(), minlength=block * n).reshape(block, n).astype(np.float64)
+        draws = rng.integers(0, n, size=(block, n), dtype=np.intp)
+        draws += offsets[:block]
+        yield np.bincount(draws.ravel(), minlength=block * n).reshape(block, n).astype(dtype)
+
+
+@contextmanager
+def _single_threaded_blas():
+    """Run thin matrix products on one BLAS thread.
+
+    `counts[rows, n] @ stats[n, k]` with small k is memory-bound: extra BLAS threads only add
+    synchronisation, and on a shared 2-core machine they made resampling 3x slower (bench/bench_analysis.py).
+    threadpoolctl ships with scikit-learn (an MLflow dependency); without it this is a no-op.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a laptop with numpy and scipy only
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def _bootstrap_sums(flat_stats: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """`[B, k]` sums of `flat_stats[n, k]` over B bootstrap resamples of its rows."""
-    out = np.empty((n_resamples, flat_stats.shape[1]))
+    """`[B, k]` sums of `flat_stats[n, k]` over B bootstrap resamples of its rows (one matrix product)."""
+    dtype = _sum_dtype(flat_stats)
+    weights = flat_stats.astype(dtype)
+    out = np.empty((n_resamples, flat_stats.shape[1]), dtype=dtype)
     start = 0
-    for counts in resample_counts(flat_stats.shape[0], n_resamples, rng):
-        out[start : start + len(counts)] = counts @ flat_stats
-        start += len(counts)
-    return out
+    with _single_threaded_blas():
+        for counts in resample_counts(flat_stats.shape[0], n_resamples, rng, dtype):
+            np.matmul(counts, weights, out=out[start : start + len(counts)])
+            start += len(counts)
+    return out.astype(np.float64)
 
 
 def bootstrap_distribution(
@@ -347,7 +382,7 @@ def _interval_arrays(
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     alpha = (1.0 - confidence) / 2.0
     spread = distribution.max(axis=0) - distribution.min(axis=0)
-    degenerate = spread <= _TIE_TOLERANCE * np.maximum(1.0, np.abs(estimate))
+    degenerate = spread <= _DEGENERATE_TOLERANCE * np.maximum(1.0, np.abs(estimate))
     if method == "percentile":
         levels = np.broadcast_to(np.array([alpha, 1.0 - alpha])[:, None], (2, distribution.shape[1]))
     elif method == "bca":
@@ -363,9 +398,9 @@ def _interval_arrays(
         denominator = 6.0 * (centred**2).sum(axis=-1) ** 1.5
         with np.errstate(invalid="ignore", divide="ignore"):
             accel = np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), 0.0)
-            levels = np.stack([
-                ndtr(z0 + (z0 + z) / (1.0 - accel * (z0 + z))) for z in (ndtri(alpha), ndtri(1.0 - alpha))
-            ])
+            levels = np.stack(
+                [ndtr(z0 + (z0 + z) / (1.0 - accel * (z0 + z))) for z in (ndtri(alpha), ndtri(1.0 - alpha))]
+            )
         # an estimate outside its own bootstrap distribution leaves z0 infinite: fall back to percentiles
         levels = np.where(np.isfinite(levels), levels, np.array([alpha, 1.0 - alpha])[:, None])
     else:
@@ -399,12 +434,17 @@ class Intervals:
     method: str
     confidence: float
     n_resamples: int
-    distribution: np.ndarray  # [B, S], for plots and further tests
+    distribution: np.ndarray = field(repr=False)  # [B, S], for plots and further tests
 
     def __getitem__(self, index: int) -> Interval:
         return Interval(
-            float(self.estimate[index]), float(self.low[index]), float(self.high[index]),
-            float(self.std_error[index]), self.method, self.confidence, self.n_resamples,
+            float(self.estimate[index]),
+            float(self.low[index]),
+            float(self.high[index]),
+            float(self.std_error[index]),
+            self.method,
+            self.confidence,
+            self.n_resamples,
             bool(self.degenerate[index]),
         )
 
@@ -446,8 +486,17 @@ def bootstrap_cis(
         stats, finalize_fn, n_resamples=n_resamples, seed=seed, resample_seeds=resample_seeds
     )
     low, high, degenerate = _interval_arrays(distribution, point, jackknife, method, confidence)
-    return Intervals(point, low, high, distribution.std(axis=0, ddof=1), degenerate, method, confidence,
-                     n_resamples, distribution)
+    return Intervals(
+        point,
+        low,
+        high,
+        distribution.std(axis=0, ddof=1),
+        degenerate,
+        method,
+        confidence,
+        n_resamples,
+        distribution,
+    )
 
 
 def bootstrap_ci(
@@ -468,8 +517,14 @@ def bootstrap_ci(
     on every resample. Percentile and BCa agree with `scipy.stats.bootstrap` within Monte Carlo error.
     """
     return bootstrap_cis(
-        np.asarray(values, dtype=np.float64)[None], finalize=finalize, method=method, confidence=confidence,
-        n_resamples=n_resamples, seed=seed, resample_seeds=resample_seeds, nan_policy=nan_policy,
+        np.asarray(values, dtype=np.float64)[None],
+        finalize=finalize,
+        method=method,
+        confidence=confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+        resample_seeds=resample_seeds,
+        nan_policy=nan_policy,
     )[0]
 
 
@@ -488,11 +543,10 @@ class PairedBootstrap:
     """Paired bootstrap of S systems against a baseline (arrays of length S).
 
     `delta` = system - baseline, with its CI (the effect size with its uncertainty), its bootstrap
-    standard error (for the minimum detectable effect), and the test's p-value.
+    standard error (for the minimum detectable effect), and the test's p-value. The baseline's and
+    systems' own intervals come from the same draw and are computed when first read.
     """
 
-    baseline: Intervals
-    systems: Intervals
     delta: np.ndarray
     delta_low: np.ndarray
     delta_high: np.ndarray
@@ -502,6 +556,36 @@ class PairedBootstrap:
     method: str
     convention: str
     n_resamples: int
+    confidence: float
+    distribution: np.ndarray = field(repr=False)  # [B, Sb + S]: baseline(s), then systems
+    point: np.ndarray = field(repr=False)
+    jackknife: np.ndarray = field(repr=False)
+    n_baselines: int = 1
+
+    def _intervals(self, columns: np.ndarray) -> Intervals:
+        dist = self.distribution[:, columns]
+        low, high, flat = _interval_arrays(
+            dist, self.point[columns], self.jackknife[columns], self.method, self.confidence
+        )
+        return Intervals(
+            self.point[columns],
+            low,
+            high,
+            dist.std(axis=0, ddof=1),
+            flat,
+            self.method,
+            self.confidence,
+            self.n_resamples,
+            dist,
+        )
+
+    @cached_property
+    def baseline(self) -> Intervals:
+        return self._intervals(np.arange(self.n_baselines))
+
+    @cached_property
+    def systems(self) -> Intervals:
+        return self._intervals(np.arange(self.n_baselines, self.distribution.shape[1]))
 
 
 def _p_value_shift(differences: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -571,15 +655,7 @@ def paired_bootstrap(
     delta_low, delta_high, degenerate = _interval_arrays(differences, delta, delta_jack, method, confidence)
     p_value = (_p_value_shift if convention == "two-sided" else _p_value_sacrebleu)(differences, delta)
 
-    def intervals(columns: np.ndarray) -> Intervals:
-        dist = distribution[:, columns]
-        low, high, flat = _interval_arrays(dist, point[columns], jackknife[columns], method, confidence)
-        return Intervals(point[columns], low, high, dist.std(axis=0, ddof=1), flat, method, confidence,
-                         n_resamples, dist)
-
     return PairedBootstrap(
-        baseline=intervals(np.arange(n_base)),
-        systems=intervals(np.arange(n_base, n_base + syst.shape[0])),
         delta=delta,
         delta_low=delta_low,
         delta_high=delta_high,
@@ -589,6 +665,11 @@ def paired_bootstrap(
         method=method,
         convention=convention,
         n_resamples=n_resamples,
+        confidence=confidence,
+        distribution=distribution,
+        point=point,
+        jackknife=jackknife,
+        n_baselines=n_base,
     )
 
 
@@ -602,11 +683,11 @@ class Randomization:
     convention: str
 
 
-def swap_masks(n: int, n_trials: int, rng: np.random.Generator):
-    """Yield blocks `[rows, n]` of fair coin flips (1.0 = swap this example's outputs between systems)."""
+def swap_masks(n: int, n_trials: int, rng: np.random.Generator, dtype: type = np.float64):
+    """Yield blocks `[rows, n]` of fair coin flips (1 = swap this example's outputs between the systems)."""
     rows = max(1, _CHUNK_CELLS // max(n, 1))
     for start in range(0, n_trials, rows):
-        yield rng.integers(0, 2, size=(min(rows, n_trials - start), n), dtype=np.int8).astype(np.float64)
+        yield rng.integers(0, 2, size=(min(rows, n_trials - start), n), dtype=np.int8).astype(dtype)
 
 
 def approximate_randomization(
@@ -630,29 +711,46 @@ def approximate_randomization(
     if convention not in ("two-sided", "sacrebleu"):
         raise ValueError(f"convention must be 'two-sided' or 'sacrebleu', got {convention!r}")
     base, syst, finalize_fn = _systems_and_baseline(baseline, systems, finalize, nan_policy)
-    n_systems, n_runs, n, d = syst.shape
     base = np.broadcast_to(base, syst.shape)
     base_tot, syst_tot = base.sum(axis=2), syst.sum(axis=2)  # [S, R, d]
     observed = (finalize_fn(syst_tot) - finalize_fn(base_tot)).mean(axis=-1)
     _check_finite(observed, "score difference")
     rng = np.random.default_rng(seed)
-    statistic = np.zeros((n_trials, n_systems))
-    for run in range(n_runs):
-        # shuffled baseline A' = B + mask @ (A - B); the other pseudo-system is (A + B) - A'
-        flat_diff = np.ascontiguousarray((base[:, run] - syst[:, run]).transpose(1, 0, 2).reshape(n, -1))
-        start = 0
-        for masks in swap_masks(n, n_trials, rng):
-            shuffled_a = syst_tot[:, run] + (masks @ flat_diff).reshape(len(masks), n_systems, d)
-            shuffled_b = base_tot[:, run] + syst_tot[:, run] - shuffled_a
-            statistic[start : start + len(masks)] += finalize_fn(shuffled_a) - finalize_fn(shuffled_b)
-            start += len(masks)
-    statistic = np.abs(statistic / n_runs)
+    with _single_threaded_blas():
+        statistic = _randomization_statistic(base, syst, base_tot, syst_tot, finalize_fn, n_trials, rng)
     absolute = np.abs(observed)
     if convention == "sacrebleu":
         exceed = (statistic > absolute).sum(axis=0)
     else:
         exceed = (statistic >= absolute - _TIE_TOLERANCE * np.maximum(1.0, absolute)).sum(axis=0)
     return Randomization(observed, (exceed + 1.0) / (n_trials + 1.0), n_trials, convention)
+
+
+def _randomization_statistic(
+    base: np.ndarray,
+    syst: np.ndarray,
+    base_tot: np.ndarray,
+    syst_tot: np.ndarray,
+    finalize_fn: Finalize,
+    n_trials: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """|score(A') - score(B')| per trial and system `[trials, S]`, averaged over seed-matched runs."""
+    n_systems, n_runs, n, d = syst.shape
+    statistic = np.zeros((n_trials, n_systems))
+    for run in range(n_runs):
+        # shuffled baseline A' = B + mask @ (A - B); the other pseudo-system is (A + B) - A'
+        flat_diff = np.ascontiguousarray((base[:, run] - syst[:, run]).transpose(1, 0, 2).reshape(n, -1))
+        dtype = _sum_dtype(flat_diff)
+        weights = flat_diff.astype(dtype)
+        start = 0
+        for masks in swap_masks(n, n_trials, rng, dtype):
+            swapped = (masks @ weights).astype(np.float64).reshape(len(masks), n_systems, d)
+            shuffled_a = syst_tot[:, run] + swapped
+            shuffled_b = base_tot[:, run] + syst_tot[:, run] - shuffled_a
+            statistic[start : start + len(masks)] += finalize_fn(shuffled_a) - finalize_fn(shuffled_b)
+            start += len(masks)
+    return np.abs(statistic / n_runs)
 
 
 @dataclass(frozen=True)
@@ -683,8 +781,10 @@ def mcnemar_exact(baseline_correct: np.ndarray, systems_correct: np.ndarray) -> 
     elif base.ndim == syst.ndim - 1:  # one baseline shared by every system
         base = base[None]
     if base.ndim != syst.ndim or base.shape[1:] != syst.shape[1:] or base.shape[0] not in (1, syst.shape[0]):
-        raise ValueError(f"baseline {np.shape(baseline_correct)} and systems {np.shape(systems_correct)} "
-                         "do not hold the same runs and examples")
+        raise ValueError(
+            f"baseline {np.shape(baseline_correct)} and systems {np.shape(systems_correct)} "
+            "do not hold the same runs and examples"
+        )
     axes = tuple(range(1, syst.ndim))
     baseline_only = ((base == 1) & (syst == 0)).sum(axis=axes)
     system_only = ((base == 0) & (syst == 1)).sum(axis=axes)
@@ -746,8 +846,11 @@ def paired_ttest(
     mean = differences.mean(axis=-1)
     std_error = differences.std(axis=-1, ddof=1) / math.sqrt(n_seeds)
     with np.errstate(invalid="ignore", divide="ignore"):
-        statistic = np.where(std_error > 0, mean / np.where(std_error > 0, std_error, 1.0),
-                             np.where(mean == 0, 0.0, np.sign(mean) * np.inf))
+        statistic = np.where(
+            std_error > 0,
+            mean / np.where(std_error > 0, std_error, 1.0),
+            np.where(mean == 0, 0.0, np.sign(mean) * np.inf),
+        )
     p_value = np.minimum(1.0, 2.0 * scipy_stats.t.sf(np.abs(statistic), n_seeds - 1))
     half_width = scipy_stats.t.ppf(0.5 + confidence / 2.0, n_seeds - 1) * std_error
     return SeedTest(mean, statistic, p_value, n_seeds, mean - half_width, mean + half_width, std_error)

@@ -77,7 +77,8 @@ def format_p(p: float) -> str:
 
 
 def _value_cell(row: ComparisonRow, spec: MetricSpec) -> str:
-    cell = f"{_number(row.estimate, spec.scale)} [{_number(row.ci_low, spec.scale)}, {_number(row.ci_high, spec.scale)}]"
+    low, high = _number(row.ci_low, spec.scale), _number(row.ci_high, spec.scale)
+    cell = f"{_number(row.estimate, spec.scale)} [{low}, {high}]"
     if len(row.seed_scores) > 1:
         cell += f" sd {_number(row.seed_sd, spec.scale)}"
     return cell
@@ -87,8 +88,11 @@ def _delta_parts(row: ComparisonRow, spec: MetricSpec) -> tuple[str, str, str] |
     """(delta with CI, corrected p, note) for a compared row; None for a baseline or an uncompared row."""
     if not row.compared:
         return None
-    delta = (f"{_number(row.delta, spec.scale, signed=True)} "
-             f"[{_number(row.delta_low, spec.scale, signed=True)}, {_number(row.delta_high, spec.scale, signed=True)}]")
+    delta = (
+        f"{_number(row.delta, spec.scale, signed=True)} "
+        f"[{_number(row.delta_low, spec.scale, signed=True)}, "
+        f"{_number(row.delta_high, spec.scale, signed=True)}]"
+    )
     note = "" if row.significant or math.isnan(row.mde) else f"mde {_number(row.mde, spec.scale)}"
     return delta, format_p(row.p_adjusted), note
 
@@ -109,7 +113,10 @@ def markdown_table(
     header = ["system", "seeds"]
     for spec in metrics:
         header += [spec.label, f"Δ {spec.label}"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":--", "--:"] + ["--:", "--:"] * len(metrics)) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join([":--", "--:"] + ["--:", "--:"] * len(metrics)) + "|",
+    ]
     for system in _ordered_systems(rows):
         first = next(row for row in rows if row.system == system)
         cells = [system + (" (baseline)" if first.is_baseline else ""), str(len(first.seeds))]
@@ -126,13 +133,25 @@ def markdown_table(
                 cells.append("no comparison")
             else:
                 delta, p, note = parts
-                cells.append(f"{delta} p={p}{'*' if row.significant else ''}" + (f" ({note})" if note else ""))
+                cells.append(
+                    f"{delta} p={p}{'*' if row.significant else ''}" + (f" ({note})" if note else "")
+                )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines + [""] + list(footer)) + "\n"
 
 
-_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -140,7 +159,9 @@ def latex_escape(text: str) -> str:
 
 
 def latex_table(
-    rows: Sequence[ComparisonRow], metrics: Sequence[MetricSpec], footer: Sequence[str] = (),
+    rows: Sequence[ComparisonRow],
+    metrics: Sequence[MetricSpec],
+    footer: Sequence[str] = (),
     signatures: Sequence[str] = (),
 ) -> str:
     """A booktabs table (`\\usepackage{booktabs}`), footer lines and signatures under it."""
@@ -158,8 +179,10 @@ def latex_table(
             if row is None:
                 cells += ["--", "--"]
                 continue
-            value = f"{_number(row.estimate, spec.scale)} {{\\scriptsize[{_number(row.ci_low, spec.scale)}, " \
-                    f"{_number(row.ci_high, spec.scale)}]}}"
+            value = (
+                f"{_number(row.estimate, spec.scale)} {{\\scriptsize[{_number(row.ci_low, spec.scale)}, "
+                f"{_number(row.ci_high, spec.scale)}]}}"
+            )
             if len(row.seed_scores) > 1:
                 value += f" {{\\scriptsize sd {_number(row.seed_sd, spec.scale)}}}"
             cells.append(value)
@@ -171,12 +194,23 @@ def latex_table(
             else:
                 delta, p, note = parts
                 marker = "$^{*}$" if row.significant else ""
-                cells.append(f"{delta}{marker} {{\\scriptsize $p$={latex_escape(p)}"
-                             + (f", {latex_escape(note)}" if note else "") + "}")
+                cells.append(
+                    f"{delta}{marker} {{\\scriptsize $p$={latex_escape(p)}"
+                    + (f", {latex_escape(note)}" if note else "")
+                    + "}"
+                )
         body.append(" & ".join(cells) + r" \\")
     lines = [
-        r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{columns}}}", r"\toprule",
-        " & ".join(header) + r" \\", r"\midrule", *body, r"\bottomrule", r"\end{tabular}",
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\begin{{tabular}}{{{columns}}}",
+        r"\toprule",
+        " & ".join(header) + r" \\",
+        r"\midrule",
+        *body,
+        r"\bottomrule",
+        r"\end{tabular}",
         r"\par\smallskip\footnotesize",
     ]
     lines += [latex_escape(line) + r"\\" for line in footer if line]
@@ -186,7 +220,7 @@ def latex_table(
 
 
 def csv_table(rows: Sequence[ComparisonRow], signatures: dict[str, str]) -> str:
-    """Long-format CSV: one line per (system, metric), unscaled values, every test's p-value, the signature."""
+    """Long-format CSV: a line per (system, metric), unscaled values, every test's p-value, the signature."""
     records = []
     for row in rows:
         record = asdict(row)

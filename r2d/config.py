@@ -167,6 +167,12 @@ class ResourcesConfig(_Section):
     ray_address: str | None = None  # None: start a local Ray; "auto": join a running cluster
 
 
+class DebugConfig(_Section):
+    """Fault injection, for tests of failure handling (a NaN loss must end the run FAILED)."""
+
+    inject_nan_at_step: int | None = Field(None, ge=0)  # Stage 2 step whose loss is made NaN
+
+
 class Config(_Section):
     run_name: str | None = None
     variant: Literal[VARIANT_NAMES] = "r2d"  # type: ignore[valid-type]
@@ -178,6 +184,7 @@ class Config(_Section):
     evaluation: EvaluationConfig = EvaluationConfig()
     tracking: TrackingConfig = TrackingConfig()
     resources: ResourcesConfig = ResourcesConfig()
+    debug: DebugConfig = DebugConfig()
 
     @model_validator(mode="after")
     def _check_budget(self) -> Config:

@@ -167,6 +167,16 @@ class Batch:
         return pad_targets([field_rows[i] for i in self.rows], self.pad_id, self.device)
 
 
+def save_weights(model: nn.Module, directory: Path) -> None:
+    """Weights only, on this worker's disk. (transformers' save_pretrained writes on rank 0 only
+    once torch.distributed is up, so it cannot keep a per-worker copy.)"""
+    from safetensors.torch import save_model
+
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    save_model(unwrap(model), str(directory / "model.safetensors"))
+
+
 def save_checkpoint(path: Path, model, state: dict) -> None:
     path.mkdir(parents=True, exist_ok=True)
     unwrap(model).save_pretrained(str(path / "model"))
@@ -342,6 +352,8 @@ def train_stage(
                 else:  # joint: r2d and its ablations
                     out = task_model(predict=predict, choose_explain=choose_explain)
                     loss = a * out["pred"].mean() + (1 - a) * out["expl"].mean()
+            if stage == 2 and step == cfg.debug.inject_nan_at_step:
+                loss = loss * float("nan")
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"non-finite loss {loss.item()} at stage {stage} step {step}")
             scaler.scale(loss / scfg.grad_accum).backward()
@@ -382,9 +394,8 @@ def train_stage(
             pending.append((step, {"stage2/dev_macro_f1": score}))
         if improved:
             best, best_step, bad_evals = score, step, 0
-            if runtime.is_main:
-                shutil.rmtree(best_dir, ignore_errors=True)
-                unwrap(model).save_pretrained(str(best_dir))
+            # Every worker keeps its own copy (its local disk); nothing assumes a shared filesystem.
+            save_weights(model, best_dir)
         elif step + 1 > patience_from:
             bad_evals += 1
         stop = bad_evals >= scfg.patience
@@ -447,14 +458,12 @@ def prepare(cfg: Config, device: torch.device) -> Prepared:
 
 
 def load_weights(model: nn.Module, directory: Path) -> None:
-    from safetensors.torch import load_file
+    """Load weights saved by save_weights or save_pretrained (tied embeddings are stored once)."""
+    from safetensors.torch import load_model
 
-    state = load_file(str(Path(directory) / "model.safetensors"))
-    missing, unexpected = unwrap(model).load_state_dict(state, strict=False)
-    # Tied embeddings are saved once; anything else missing is a real mismatch.
-    real_missing = [k for k in missing if not k.endswith(("lm_head.weight", "embed_tokens.weight"))]
-    if real_missing or unexpected:
-        raise RuntimeError(f"{directory}: weights do not fit the model ({real_missing[:3]} {unexpected[:3]})")
+    missing, unexpected = load_model(unwrap(model), str(Path(directory) / "model.safetensors"), strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f"{directory}: weights do not fit the model ({missing[:3]} {unexpected[:3]})")
 
 
 def run(cfg: Config, out_dir: Path, runtime: Runtime | None = None) -> dict[str, Any]:

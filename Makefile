@@ -1,0 +1,23 @@
+# Two commands from a fresh clone (see README): `make sweep` (the main job) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install test sweep lint bench
+
+$(VENV)/.r2d-installed: pyproject.toml scripts/install.sh
+	bash scripts/install.sh
+
+install: $(VENV)/.r2d-installed
+
+test: install
+	$(PY) -m pytest -q
+
+sweep: install
+	$(PY) sweeps/schedule_sensitivity.py
+
+lint: install
+	$(VENV)/bin/ruff check r2d analysis sweeps bench tests
+
+bench: install
+	$(PY) bench/bench_train.py
+	$(PY) bench/bench_analysis.py

@@ -1,0 +1,213 @@
+"""The same trainer under Ray Train (V2): `TorchTrainer` with N workers, DDP (gloo on CPU, nccl on GPU).
+
+Worker side: `train_loop_per_worker` builds a `RayRuntime` (device from Ray, DDP via
+`prepare_model`, evaluation shards gathered with `all_gather_object`) and calls `r2d.train.run`.
+Checkpoints go through `ray.train.report` from rank 0 at each evaluation, so `FailureConfig`
+restarts resume from the last one. The finished run directory (predictions, metrics, model) is
+reported as the final checkpoint: the storage path is the only thing nodes share.
+
+Driver side: `fit()` opens the MLflow run, runs the trainer, copies the run directory out of
+storage, logs artifacts and ends the run FINISHED or FAILED.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from r2d.config import Config, validate_config
+from r2d.train import Runtime
+
+FINAL_MARKER = "r2d_final"
+
+
+def absolute_paths(cfg: Config) -> Config:
+    """Workers may run with another cwd (or on another node): send absolute local paths."""
+    data = cfg.to_dict()
+
+    def fix(section: dict, key: str) -> None:
+        value = section.get(key)
+        if value and "://" not in value and not os.path.isabs(value):
+            if key != "name" or os.path.exists(value):
+                section[key] = os.path.abspath(value)
+
+    fix(data["data"], "path")
+    fix(data["model"], "cache_dir")
+    fix(data["model"], "name")
+    fix(data["stage1"], "cache_dir")
+    fix(data["resources"], "storage_path")
+    return validate_config(data)
+
+
+def storage_uri(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
+
+
+# --------------------------------------------------------------------------- worker side
+@dataclass
+class RayRuntime(Runtime):
+    """Runtime inside a Ray Train worker."""
+
+    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        import ray.train.torch
+
+        return ray.train.torch.prepare_model(module) if self.world_size > 1 else module.to(self.device)
+
+    def gather(self, items: list) -> list:
+        if self.world_size == 1:
+            return items
+        parts: list[list] = [[] for _ in range(self.world_size)]
+        torch.distributed.all_gather_object(parts, items)
+        return [x for part in parts for x in part]
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            torch.distributed.barrier()
+
+    def report(self, step: int, metrics: list[tuple[int, dict]], checkpoint: Path | None) -> None:
+        import ray.train
+
+        latest = {k: v for _, rec in metrics for k, v in rec.items() if isinstance(v, (int, float))}
+        latest["step"] = step
+        # Every worker calls report (it is a barrier); rank 0 brings the checkpoint.
+        ckpt = ray.train.Checkpoint.from_directory(str(checkpoint)) if checkpoint is not None else None
+        ray.train.report(latest, checkpoint=ckpt)
+        if self.on_report is not None and self.is_main:
+            self.on_report(step, metrics)  # after the checkpoint is safe: a restart re-logs nothing
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    import ray.train
+    import ray.train.torch
+
+    from r2d.train import run
+
+    cfg = validate_config(config["cfg"])
+    ctx = ray.train.get_context()
+    runtime = RayRuntime(device=ray.train.torch.get_device(), rank=ctx.get_world_rank(),
+                         world_size=ctx.get_world_size())
+    if cfg.resources.torch_threads:
+        torch.set_num_threads(cfg.resources.torch_threads)
+    if config.get("tracking") and runtime.is_main:
+        from r2d.tracking import MetricLogger
+
+        runtime.on_report = MetricLogger(*config["tracking"])
+    local = Path(tempfile.mkdtemp(prefix="r2d-worker-"))
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        resume_dir = local / "resume"
+        checkpoint.to_directory(str(resume_dir))
+        if (resume_dir / FINAL_MARKER).exists():  # died after finishing: hand the result back again
+            ray.train.report({"final": 1}, checkpoint=checkpoint if runtime.is_main else None)
+            return
+        runtime.resume_from = resume_dir
+    out_dir = local / "run"
+    summary = run(cfg, out_dir, runtime)
+    final = None
+    if runtime.is_main:
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+        (out_dir / FINAL_MARKER).write_text(json.dumps({"splits": list(summary.get("splits", {}))}))
+        final = ray.train.Checkpoint.from_directory(str(out_dir))
+    ray.train.report({"final": 1, **_flat_final(summary)}, checkpoint=final)
+    shutil.rmtree(local, ignore_errors=True)
+
+
+def _flat_final(summary: dict) -> dict[str, float]:
+    return {f"{split}/{k}": float(v) for split, m in summary.get("splits", {}).items()
+            for k, v in m.items() if isinstance(v, (int, float))}
+
+
+# --------------------------------------------------------------------------- driver side
+def ensure_ray(cfg: Config) -> None:
+    """Join `resources.ray_address` (e.g. "auto") or start a local Ray on 127.0.0.1."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if cfg.resources.ray_address:
+        ray.init(address=cfg.resources.ray_address, log_to_driver=True)
+    else:
+        ray.init(include_dashboard=False, _temp_dir=os.environ.get("R2D_RAY_TMPDIR") or None,
+                 num_cpus=int(os.environ["R2D_RAY_NUM_CPUS"]) if os.environ.get("R2D_RAY_NUM_CPUS") else None)
+
+
+def make_trainer(cfg: Config, name: str, tracking: tuple[str, str] | None = None, callbacks: list | None = None,
+                 extra_config: dict | None = None):
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    r = cfg.resources
+    per_worker = {"CPU": r.cpus_per_worker}
+    if r.use_gpu:
+        per_worker["GPU"] = r.gpus_per_worker or 1
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"cfg": cfg.to_dict(), "tracking": tracking, **(extra_config or {})},
+        scaling_config=ScalingConfig(num_workers=r.num_workers, use_gpu=r.use_gpu, resources_per_worker=per_worker),
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage_uri(r.storage_path),
+            failure_config=FailureConfig(max_failures=r.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            callbacks=callbacks or [],
+        ),
+    )
+
+
+def fetch_run_dir(result, out_dir: Path) -> None:
+    """Copy the final checkpoint (the run directory) from storage to `out_dir`."""
+    if result.checkpoint is None:
+        raise RuntimeError("the training returned no final checkpoint")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        result.checkpoint.to_directory(tmp)
+        if not (Path(tmp) / FINAL_MARKER).exists():
+            raise RuntimeError(f"the last checkpoint ({result.checkpoint.path}) is not a finished run")
+        for item in Path(tmp).iterdir():
+            target = out_dir / item.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            shutil.move(str(item), str(target))
+
+
+def fit(cfg: Config, out_dir: Path, parent_run_id: str | None = None, tags: dict[str, str] | None = None,
+        callbacks: list | None = None, extra_config: dict | None = None) -> dict[str, Any]:
+    """Run one training on Ray Train, tracked in MLflow when `tracking.enabled`; returns metrics.json."""
+    from r2d import tracking as trk
+    from r2d.variants import resolve
+
+    cfg = absolute_paths(cfg)
+    out_dir = Path(out_dir)
+    ensure_ray(cfg)
+    uri = run_id = None
+    if cfg.tracking.enabled:
+        uri, run_id = trk.start_run(cfg, parent_run_id, tags)
+    name = f"{cfg.run_name or 'r2d'}-{run_id or os.urandom(4).hex()}"
+    try:
+        trainer = make_trainer(cfg, name, (uri, run_id) if run_id else None, callbacks, extra_config)
+        result = trainer.fit()
+        if result.error:
+            raise result.error
+        fetch_run_dir(result, out_dir)
+        summary = json.loads((out_dir / "metrics.json").read_text())
+        if run_id:
+            trk.annotate_run_record(out_dir, mlflow_run_id=run_id,
+                                    **({"sweep_id": tags.get("r2d.sweep_id")} if tags else {}))
+            trk.log_final(uri, run_id, out_dir, summary, cfg.tracking.log_model)
+    except BaseException as err:
+        trk.mark_failed(resolve(cfg), out_dir, err)
+        if run_id:
+            trk.log_final(uri, run_id, out_dir, {})
+            trk.end_run(uri, run_id, error=err if not isinstance(err, KeyboardInterrupt) else "KeyboardInterrupt")
+        raise
+    if run_id:
+        trk.end_run(uri, run_id)
+    return summary
