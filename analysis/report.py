@@ -258,6 +258,7 @@ def _analyse_metric(
             )
 
     # comparisons with the baseline, grouped by (baseline, seeds in common) to share one draw
+    std_errors: dict[str, tuple[float, int | None]] = {}  # of each difference, for its MDE
     groups: dict[tuple[str, tuple[int, ...]], list[System]] = {}
     for system in study.systems:
         baseline = baselines.get(system.stratum)
@@ -317,11 +318,11 @@ def _analyse_metric(
                 "t-test": row.p_ttest,
                 "wilcoxon": row.p_wilcoxon,
             }[test]
-            row.mde = (
-                float(ttest.std_error[index])
-                if test == "t-test" and ttest is not None
-                else float(paired.delta_std_error[index])
-            )  # standard error for now; scaled to an MDE below
+            uses_t = test == "t-test" and ttest is not None
+            std_errors[system.name] = (
+                float(ttest.std_error[index]) if uses_t else float(paired.delta_std_error[index]),
+                len(seeds) - 1 if uses_t else None,  # the t-test's degrees of freedom
+            )
         if test in ("t-test", "wilcoxon") and len(seeds) < 2:
             notes.append(
                 f"{spec.name}: --test {test} needs >= 2 seed-matched runs; {len(seeds)} for "
@@ -345,11 +346,11 @@ def _analyse_metric(
         row.p_adjusted = float(p_adjusted)
         row.significant = bool(p_adjusted < options["alpha"])
     for row in ordered:
-        if row.compared:
-            df = len(row.comparison_seeds) - 1 if row.delta_ci == "t" else None
+        if row.system in std_errors:
+            std_error, df = std_errors[row.system]
             row.mde = float(
                 stats.minimum_detectable_effect(
-                    row.mde, alpha=options["alpha"], n_comparisons=max(1, len(compared)), df=df
+                    std_error, alpha=options["alpha"], n_comparisons=max(1, len(compared)), df=df
                 )
             )
     return ordered
@@ -419,6 +420,7 @@ def build_report(
     dataset: str | None = None,
     plots: bool = True,
     extra_notes: Sequence[str] = (),
+    source_option: str = "--runs",
 ) -> Report:
     """Analyse runs (or a matched `Study`) and, with `out_dir`, write the table, CSV, LaTeX and plots.
 
@@ -436,10 +438,14 @@ def build_report(
         )
     if not 0 < alpha < 1 or not 0 < confidence < 1:
         raise InputError("--alpha", "alpha and confidence must be in (0, 1)")
-    study = runs if isinstance(runs, Study) else build_study(runs, split=split, dataset=dataset)
+    study = (
+        runs
+        if isinstance(runs, Study)
+        else build_study(runs, split=split, dataset=dataset, source_option=source_option)
+    )
     if len(study.example_ids) < stats.MIN_EXAMPLES:
         raise InputError(
-            "--runs",
+            source_option,
             f"only {len(study.example_ids)} examples are common to all runs; "
             f"the bootstrap needs at least {stats.MIN_EXAMPLES}",
         )
@@ -658,7 +664,7 @@ def _report_command(arguments: argparse.Namespace) -> int:
     extra_notes: list[str] = []
     if arguments.runs is not None:
         runs = load_run_dirs(arguments.runs, split=arguments.split)
-        default_name = "runs"
+        default_name, source_option = "runs", "--runs"
     else:
         source = load_mlflow_runs(
             experiment=arguments.experiment,
@@ -676,6 +682,9 @@ def _report_command(arguments: argparse.Namespace) -> int:
         runs, parent_ids = source.runs, source.parent_run_ids
         extra_notes = [f"skipped: {skipped}" for skipped in source.skipped]
         default_name = arguments.sweep_id or arguments.experiment or "mlflow"
+        source_option = (
+            "--sweep-id" if arguments.sweep_id else "--experiment" if arguments.experiment else "--filter"
+        )
     out_dir = Path(arguments.out or Path("outputs") / "analysis" / str(default_name).replace("/", "_"))
     report = build_report(
         runs,
@@ -693,6 +702,7 @@ def _report_command(arguments: argparse.Namespace) -> int:
         dataset=arguments.dataset,
         plots=not arguments.no_plots,
         extra_notes=extra_notes,
+        source_option=source_option,
     )
     print(report.markdown)
     print(f"wrote {len(report.files)} files to {out_dir}", file=sys.stderr)

@@ -310,7 +310,8 @@ def _download_run(client, mlflow_run, split: str, cache: Path) -> Run | None:
     record.setdefault("mlflow_run_id", run_id)
     run = Run(str(record.get("run_name") or mlflow_run.info.run_name or run_id), record, f"mlflow:{run_id}")
     if not finished:
-        run.problem = f"MLflow status {status}"
+        error = record.get("error")
+        run.problem = f"MLflow status {status}" + (f" ({str(error).splitlines()[0][:120]})" if error else "")
         return run
     _fetch(client, run_id, predictions_path(split), cache, refresh=False)
     return _attach_predictions(run, cache / predictions_path(split), split)
@@ -386,7 +387,9 @@ class Study:
         return system.runs[seed].predictions.loc[self.example_ids]
 
 
-def build_study(runs: Sequence[Run], *, split: str = "test", dataset: str | None = None) -> Study:
+def build_study(
+    runs: Sequence[Run], *, split: str = "test", dataset: str | None = None, source_option: str = "--runs"
+) -> Study:
     """Group runs into systems, match them by seed and example id, and record every mismatch in `notes`."""
     notes: list[str] = []
     if dataset is not None:
@@ -404,7 +407,7 @@ def build_study(runs: Sequence[Run], *, split: str = "test", dataset: str | None
     if not usable:
         details = "; ".join(f"{run.name}: {run.problem}" for run in missing[:5])
         raise InputError(
-            "--runs", f"no usable run (finished, with {split} predictions) among {len(runs)}: {details}"
+            source_option, f"no usable run (finished, with {split} predictions) among {len(runs)}: {details}"
         )
     unseeded = [run for run in usable if run.seed is None]
     for run in unseeded:
@@ -435,7 +438,7 @@ def build_study(runs: Sequence[Run], *, split: str = "test", dataset: str | None
         systems.append(System(system_name(settings, differing), settings, by_seed))
     systems.sort(key=lambda system: _sort_key(system.settings, keys))
     _report_missing_runs(systems, missing, keys, differing, notes)
-    example_ids = _match_examples(systems, notes)
+    example_ids = _match_examples(systems, notes, source_option)
     labels = _label_set(usable, notes)
     return Study(
         systems, example_ids, labels, split, datasets[0] if datasets else None, differing, notes, missing
@@ -493,14 +496,16 @@ def _report_missing_runs(
             )
 
 
-def _match_examples(systems: list[System], notes: list[str]) -> list[str]:
+def _match_examples(systems: list[System], notes: list[str], source_option: str) -> list[str]:
     runs = [run for system in systems for run in system.runs.values()]
     order = list(runs[0].predictions.index)
     common = set(order)
     for run in runs[1:]:
         common &= set(run.predictions.index)
     if not common:
-        raise InputError("--runs", "the runs share no example id: are they on the same dataset and split?")
+        raise InputError(
+            source_option, "the runs share no example id: are they on the same dataset and split?"
+        )
     left_out = set().union(*(set(run.predictions.index) for run in runs)) - common
     if left_out:
         notes.append(

@@ -856,23 +856,49 @@ def paired_ttest(
     return SeedTest(mean, statistic, p_value, n_seeds, mean - half_width, mean + half_width, std_error)
 
 
-def wilcoxon_signed_rank(baseline_scores: np.ndarray, systems_scores: np.ndarray) -> SeedTest:
-    """Wilcoxon signed-rank test over seed-matched runs (`scipy.stats.wilcoxon`, two-sided).
+_WILCOXON_ENUMERATE_MAX = 13  # scipy's own limit for a deterministic (exact) permutation test
 
-    Exact for small samples without ties. With 5 seeds or fewer its smallest two-sided p-value is
-    2 / 2^R >= 0.0625, so it cannot reject at 0.05: use more seeds or the stratified bootstrap.
-    When every difference is zero, statistic = 0 and p = 1.
+
+def wilcoxon_signed_rank(baseline_scores: np.ndarray, systems_scores: np.ndarray) -> SeedTest:
+    """Wilcoxon signed-rank test over seed-matched runs (`scipy.stats.wilcoxon` defaults, two-sided).
+
+    With up to 13 seeds the null distribution is enumerated over all 2^R sign flips, for all systems
+    at once: that is scipy's exact distribution without ties and its exact permutation test with
+    ties or zero differences (per-seed scores of 0/1 metrics tie often), where scipy takes ~0.1 s a
+    call. With 5 seeds or fewer the smallest two-sided p-value is 2 / 2^R >= 0.0625, so it cannot
+    reject at 0.05: use more seeds or the t-test. When every difference is zero, statistic 0, p = 1.
     """
     differences = _seed_differences(baseline_scores, systems_scores, "Wilcoxon test")
+    n_seeds = differences.shape[-1]
     statistic = np.zeros(differences.shape[0])
     p_value = np.ones(differences.shape[0])
-    for row, diff in enumerate(differences):
-        if np.any(diff != 0):
-            result = scipy_stats.wilcoxon(diff)
+    tested = np.any(differences != 0, axis=-1)
+    if n_seeds <= _WILCOXON_ENUMERATE_MAX:
+        if tested.any():
+            statistic[tested], p_value[tested] = _wilcoxon_enumerated(differences[tested])
+    else:
+        for row in np.flatnonzero(tested):
+            result = scipy_stats.wilcoxon(differences[row])
             statistic[row], p_value[row] = result.statistic, result.pvalue
     missing = np.full(differences.shape[0], np.nan)
-    n_seeds = differences.shape[-1]
     return SeedTest(differences.mean(axis=-1), statistic, p_value, n_seeds, missing, missing, missing)
+
+
+def _wilcoxon_enumerated(differences: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact two-sided signed-rank p-values `[S]` over all sign flips (zeros dropped, tied ranks averaged)."""
+    nonzero = differences != 0
+    ranks = scipy_stats.rankdata(np.where(nonzero, np.abs(differences), np.nan), axis=-1, nan_policy="omit")
+    ranks = np.where(nonzero, ranks, 0.0)
+    r_plus = np.where(differences > 0, ranks, 0.0).sum(axis=-1)
+    r_minus = np.where(differences < 0, ranks, 0.0).sum(axis=-1)
+    n_seeds = differences.shape[-1]
+    signs = 1 - 2 * ((np.arange(2**n_seeds)[:, None] >> np.arange(n_seeds)) & 1)  # [2^R, R] of +-1
+    null = ((signs[None] * differences[:, None, :]) > 0).astype(np.float64) @ ranks[..., None]  # [S, 2^R, 1]
+    null = null[..., 0]
+    slack = np.abs(100 * np.finfo(np.float64).eps * r_plus)[:, None]  # scipy.stats.permutation_test's
+    less = (null <= r_plus[:, None] + slack).mean(axis=-1)
+    greater = (null >= r_plus[:, None] - slack).mean(axis=-1)
+    return np.minimum(r_plus, r_minus), np.minimum(1.0, 2.0 * np.minimum(less, greater))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -95,8 +95,8 @@ def cmd_evaluate(args) -> int:
     overrides = [f"model.name={run_dir / 'model'}", *args.overrides]
     overrides.append(f"evaluation.splits={json.dumps(args.split or ['test'])}")
     cfg = load_config(run_dir / CONFIG_FILE, overrides)
-    from r2d.train import Runtime, prepare
     from r2d.evaluate import evaluate_and_write
+    from r2d.train import Runtime, prepare
 
     # Re-evaluating does not retrain: the saved model is loaded through from_pretrained.
     prep = prepare(cfg, Runtime().device)

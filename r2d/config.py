@@ -93,8 +93,8 @@ class StageConfig(_Section):
 class Stage1Config(StageConfig):
     enabled: bool = True
     max_steps: int = Field(1000, ge=1)
-    # Where Stage 1 results are kept by hash, to be reused by many Stage 2 runs. None: under
-    # model.cache_dir. On a cluster, a path on the shared storage.
+    # Where Stage 1 results are kept by hash, to be reused by many Stage 2 runs (local path or
+    # s3://, gs://). None: `resources.storage_path`/stage1, the storage all nodes share.
     cache_dir: str | None = None
 
 

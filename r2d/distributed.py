@@ -109,7 +109,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             return
         runtime.resume_from = resume_dir
     out_dir = local / "run"
-    summary = run(cfg, out_dir, runtime)
+    summary = run(cfg, out_dir, runtime, stage1_only=config.get("stage1_only", False))
+    if config.get("stage1_only"):  # the result lives in the Stage 1 cache (shared storage)
+        ray.train.report({"final": 1, "stage1_reused": float(summary["stage1"].get("reused", False))})
+        shutil.rmtree(local, ignore_errors=True)
+        return
     final = None
     if runtime.is_main:
         shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
@@ -176,6 +180,19 @@ def fetch_run_dir(result, out_dir: Path) -> None:
             if target.is_dir():
                 shutil.rmtree(target)
             shutil.move(str(item), str(target))
+
+
+def fit_stage1(cfg: Config, callbacks: list | None = None) -> dict[str, Any]:
+    """Train (or find) the Stage 1 result of `cfg` on Ray Train; not tracked as a run of its own."""
+    cfg = absolute_paths(cfg)
+    ensure_ray(cfg)
+    from r2d.train import stage1_key, stage1_location
+
+    trainer = make_trainer(cfg, f"stage1-{stage1_key(cfg)}", None, callbacks, {"stage1_only": True})
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+    return {"location": stage1_location(cfg), **(result.metrics or {})}
 
 
 def fit(cfg: Config, out_dir: Path, parent_run_id: str | None = None, tags: dict[str, str] | None = None,

@@ -18,7 +18,7 @@ import torch
 
 from r2d import prompts, schema
 from r2d.config import Config, dump_config, flatten
-from r2d.decode import encode, generate_text, predict_labels, LabelScorer
+from r2d.decode import LabelScorer, encode, generate_text, predict_labels
 from r2d.judge import JudgeClient
 from r2d.metrics import LabelMetrics, RationaleBERTScore, RationaleBLEU
 from r2d.variants import get_variant

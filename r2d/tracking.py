@@ -103,6 +103,8 @@ def log_final(uri: str, run_id: str, out_dir: Path, summary: dict[str, Any], log
     now = int(time.time() * 1000)
     metrics = [Metric(f"{split}/{k}", float(v), now, 0) for split, m in summary.get("splits", {}).items()
                for k, v in m.items() if isinstance(v, (int, float))]
+    if "stage2" in summary:  # the model-selection score, the sweep's objective
+        metrics.append(Metric("best_dev_macro_f1", float(summary["stage2"]["best_dev_macro_f1"]), now, 0))
     if metrics:
         c.log_batch(run_id, metrics=metrics)
     for note in summary.get("notes", []):

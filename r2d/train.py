@@ -139,9 +139,51 @@ def stage1_key(cfg: Config) -> str:
     return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def stage1_dir(cfg: Config) -> Path:
-    root = Path(cfg.stage1.cache_dir) if cfg.stage1.cache_dir else Path(cfg.model.cache_dir) / "stage1"
-    return root / stage1_key(cfg)
+def stage1_location(cfg: Config) -> str:
+    """Where a Stage 1 result is kept: a local path or a URI (s3://, gs://) on the shared storage."""
+    root = cfg.stage1.cache_dir or f"{cfg.resources.storage_path.rstrip('/')}/stage1"
+    if "://" not in root:
+        root = os.path.abspath(root)
+    return f"{root.rstrip('/')}/{stage1_key(cfg)}"
+
+
+class Stage1Store:
+    """Stage 1 results by hash, through pyarrow.fs (as Ray's own storage), so that a local disk and
+    S3/GCS behave alike. A result is complete once its DONE marker exists; DONE is written last."""
+
+    def __init__(self, location: str):
+        import pyarrow.fs as pafs
+
+        self.location = location
+        self.fs, self.path = pafs.FileSystem.from_uri(location) if "://" in location else (
+            pafs.LocalFileSystem(), location)
+
+    def done(self) -> bool:
+        import pyarrow.fs as pafs
+
+        return self.fs.get_file_info(f"{self.path}/DONE").type != pafs.FileType.NotFound
+
+    def info(self) -> dict:
+        with self.fs.open_input_stream(f"{self.path}/DONE") as f:
+            return json.loads(f.read().decode())
+
+    def fetch(self, local_dir: Path) -> Path:
+        import pyarrow.fs as pafs
+
+        local_dir.mkdir(parents=True, exist_ok=True)
+        pafs.copy_files(f"{self.path}/model", str(local_dir), source_filesystem=self.fs,
+                        destination_filesystem=pafs.LocalFileSystem())
+        return local_dir
+
+    def publish(self, local_model_dir: Path, info: dict) -> None:
+        import pyarrow.fs as pafs
+
+        # Concurrent publishers of one key write identical files; readers wait for DONE.
+        self.fs.create_dir(f"{self.path}/model", recursive=True)
+        pafs.copy_files(str(local_model_dir), f"{self.path}/model", source_filesystem=pafs.LocalFileSystem(),
+                        destination_filesystem=self.fs)
+        with self.fs.open_output_stream(f"{self.path}/DONE") as f:
+            f.write(json.dumps(info, indent=1).encode())
 
 
 def _autocast(cfg: Config, device: torch.device):
@@ -466,8 +508,12 @@ def load_weights(model: nn.Module, directory: Path) -> None:
         raise RuntimeError(f"{directory}: weights do not fit the model ({missing[:3]} {unexpected[:3]})")
 
 
-def run(cfg: Config, out_dir: Path, runtime: Runtime | None = None) -> dict[str, Any]:
-    """Train one variant end to end and evaluate it; writes the run directory (r2d/schema.py)."""
+def run(cfg: Config, out_dir: Path, runtime: Runtime | None = None, stage1_only: bool = False) -> dict[str, Any]:
+    """Train one variant end to end and evaluate it; writes the run directory (r2d/schema.py).
+
+    `stage1_only` trains (or finds) the Stage 1 result and stops: a sweep does this once per seed
+    before its Stage 2 trials, which then all reuse it.
+    """
     from r2d.evaluate import evaluate_and_write
 
     runtime = runtime or Runtime()
@@ -488,11 +534,11 @@ def run(cfg: Config, out_dir: Path, runtime: Runtime | None = None) -> dict[str,
     timings: dict[str, float] = {}
     stage1_info: dict[str, Any] = {"enabled": cfg.stage1.enabled}
     if cfg.stage1.enabled and not (resume and resume["stage"] == 2):
-        cached = stage1_dir(cfg)
-        stage1_info.update(key=stage1_key(cfg), path=str(cached))
-        if (cached / "DONE").exists():
+        store = Stage1Store(stage1_location(cfg))
+        stage1_info.update(key=stage1_key(cfg), location=store.location)
+        if store.done():
             stage1_info["reused"] = True
-            load_weights(model, cached / "model")
+            load_weights(model, store.fetch(work_dir / "stage1_fetched"))
         else:
             stage1_info["reused"] = False
             t = time.time()
@@ -501,19 +547,15 @@ def run(cfg: Config, out_dir: Path, runtime: Runtime | None = None) -> dict[str,
             timings["stage1_s"] = time.time() - t
             load_weights(model, res.best_model_dir)
             stage1_info.update(best_dev_loss=res.best_score, best_step=res.best_step, steps=res.steps_run)
-            if runtime.is_main:  # publish atomically; concurrent trials of one seed race benignly
-                tmp = cached.with_name(f"{cached.name}.tmp{os.getpid()}")
-                shutil.rmtree(tmp, ignore_errors=True)
-                unwrap(model).save_pretrained(str(tmp / "model"))
-                prep.tokenizer.save_pretrained(str(tmp / "model"))
-                (tmp / "DONE").write_text(json.dumps(stage1_info, indent=1))
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    tmp.rename(cached)
-                except OSError:  # another trial published the same Stage 1 first
-                    shutil.rmtree(tmp, ignore_errors=True)
+            if runtime.is_main:
+                published = work_dir / "stage1_publish"
+                unwrap(model).save_pretrained(str(published))
+                prep.tokenizer.save_pretrained(str(published))
+                store.publish(published, stage1_info)
             runtime.barrier()
         resume = None if resume and resume["stage"] == 1 else resume
+    if stage1_only:
+        return {"stage1": stage1_info, "timings": timings}
 
     t = time.time()
     res2 = train_stage(2, model, prep.tokenizer, prep.ds, prep.splits["train"], prep.splits["dev"],

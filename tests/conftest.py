@@ -40,6 +40,8 @@ def tiny_overrides(cache_dir: Path, **extra) -> list[str]:
         "data.max_target_tokens": 32,
         "data.max_eval_examples": 24,
         "model.cache_dir": str(cache_dir),
+        "stage1.cache_dir": str(cache_dir / "stage1"),
+        "resources.storage_path": str(cache_dir / "ray"),
         "model.tiny.d_model": 32,
         "model.tiny.d_ff": 64,
         "model.tiny.d_kv": 8,

@@ -1,4 +1,4 @@
-"""analysis.stats against its references (scipy, statsmodels, sacreBLEU, scikit-learn), its calibration, edge cases.
+"""analysis.stats against references (scipy, statsmodels, sacreBLEU, scikit-learn), calibration, edge cases.
 
 Monte Carlo tolerances are a few standard errors of the quantity compared, so that the tests
 check the definitions (a wrong convention is off by far more) without being flaky; every draw is seeded.
@@ -13,8 +13,10 @@ from scipy import stats as scipy_stats
 from analysis import stats
 
 ALPHA = 0.05
-WORDS = ("the patient should see a doctor today home care is fine urgent care for chest pain fever "
-         "since yesterday with cough rash child adult nurse advice call back tomorrow if worse").split()
+WORDS = (
+    "the patient should see a doctor today home care is fine urgent care for chest pain fever "
+    "since yesterday with cough rash child adult nurse advice call back tomorrow if worse"
+).split()
 
 
 def _sentences(rng: np.random.Generator, n: int) -> list[str]:
@@ -22,7 +24,10 @@ def _sentences(rng: np.random.Generator, n: int) -> list[str]:
 
 
 def _corrupt(rng: np.random.Generator, sentences: list[str], rate: float) -> list[str]:
-    return [" ".join(w if rng.random() > rate else str(rng.choice(WORDS)) for w in s.split()) for s in sentences]
+    def replace(word: str) -> str:
+        return word if rng.random() > rate else str(rng.choice(WORDS))
+
+    return [" ".join(replace(word) for word in sentence.split()) for sentence in sentences]
 
 
 def _macro_f1_reference(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
@@ -46,8 +51,9 @@ def test_mean_interval_matches_scipy_bootstrap(method: str) -> None:
     rng = np.random.default_rng(1)
     scores = rng.gamma(2.0, 10.0, size=150)  # skewed, like sentence BLEU: BCa and percentile differ
     ours = stats.bootstrap_ci(scores, method=method, n_resamples=5000, seed=2)
-    reference = scipy_stats.bootstrap((scores,), np.mean, n_resamples=5000, method=method.upper()
-                                      if method == "bca" else method, rng=3)
+    reference = scipy_stats.bootstrap(
+        (scores,), np.mean, n_resamples=5000, method=method.upper() if method == "bca" else method, rng=3
+    )
     std_error = scores.std(ddof=1) / np.sqrt(len(scores))
     assert ours.estimate == pytest.approx(scores.mean())
     assert ours.method == method and not ours.degenerate
@@ -73,11 +79,21 @@ def test_corpus_metric_interval_matches_scipy_bootstrap(method: str) -> None:
     gold = rng.choice(4, size=120, p=[0.4, 0.3, 0.2, 0.1])
     pred = np.where(rng.random(120) < 0.7, gold, rng.integers(0, 5, size=120))  # code 4: an invalid output
     names = np.array(labels + ["banana"])
-    ours = stats.bootstrap_ci(stats.macro_f1_stats(names[gold], names[pred], labels),
-                              finalize=stats.macro_f1_from_sums, method=method, n_resamples=3000, seed=6)
+    ours = stats.bootstrap_ci(
+        stats.macro_f1_stats(names[gold], names[pred], labels),
+        finalize=stats.macro_f1_from_sums,
+        method=method,
+        n_resamples=3000,
+        seed=6,
+    )
     reference = scipy_stats.bootstrap(
-        (gold, pred), lambda g, p: _macro_f1_reference(g, p, 4), paired=True, vectorized=False,
-        n_resamples=3000, method=method.upper() if method == "bca" else method, rng=7,
+        (gold, pred),
+        lambda g, p: _macro_f1_reference(g, p, 4),
+        paired=True,
+        vectorized=False,
+        n_resamples=3000,
+        method=method.upper() if method == "bca" else method,
+        rng=7,
     )
     assert ours.estimate == pytest.approx(_macro_f1_reference(gold, pred, 4))
     tolerance = 0.25 * reference.standard_error
@@ -105,12 +121,14 @@ def test_corpus_bleu_from_statistics_matches_sacrebleu() -> None:
     hypotheses = _corrupt(rng, references, 0.4)
     per_sentence = stats.bleu_stats(hypotheses, references)
     assert stats.bleu_from_sums(per_sentence.sum(axis=0)) == pytest.approx(
-        BLEU().corpus_score(hypotheses, [references]).score, abs=1e-9)
+        BLEU().corpus_score(hypotheses, [references]).score, abs=1e-9
+    )
     for effective_order in (False, True):
         bleu = BLEU(effective_order=effective_order)
         subsets = [rng.choice(120, size=rng.integers(1, 4)) for _ in range(100)]  # short: zero-match orders
-        ours = stats.bleu_from_sums(np.stack([per_sentence[s].sum(axis=0) for s in subsets]),
-                                    effective_order=effective_order)
+        ours = stats.bleu_from_sums(
+            np.stack([per_sentence[s].sum(axis=0) for s in subsets]), effective_order=effective_order
+        )
         reference = [bleu._compute_score_from_stats(list(per_sentence[s].sum(axis=0))).score for s in subsets]
         np.testing.assert_allclose(ours, reference, atol=1e-9)
 
@@ -144,11 +162,23 @@ def test_paired_tests_match_sacrebleu(bleu_systems, test_type: str, monkeypatch)
     _, scores = PairedTest(named, {"BLEU": BLEU()}, [references], test_type=test_type, n_samples=trials)()
     reference = np.array([result.p_value for result in scores["BLEU"][1:]])
     if test_type == "bs":
-        ours = stats.paired_bootstrap(base_stats, system_stats, finalize=stats.bleu_from_sums,
-                                      n_resamples=trials, seed=1, convention="sacrebleu").p_value
+        ours = stats.paired_bootstrap(
+            base_stats,
+            system_stats,
+            finalize=stats.bleu_from_sums,
+            n_resamples=trials,
+            seed=1,
+            convention="sacrebleu",
+        ).p_value
     else:
-        ours = stats.approximate_randomization(base_stats, system_stats, finalize=stats.bleu_from_sums,
-                                               n_trials=trials, seed=1, convention="sacrebleu").p_value
+        ours = stats.approximate_randomization(
+            base_stats,
+            system_stats,
+            finalize=stats.bleu_from_sums,
+            n_trials=trials,
+            seed=1,
+            convention="sacrebleu",
+        ).p_value
     assert reference.max() > 0.05 and reference.min() < 0.01  # the comparison covers both regimes
     mc_error = np.sqrt(np.maximum(reference * (1 - reference), 1e-3) * 2 / trials)
     np.testing.assert_array_less(np.abs(ours - reference), 4 * mc_error + 1e-3)
@@ -160,8 +190,9 @@ def test_two_sided_bootstrap_agrees_with_randomization_where_sacrebleu_halves_it
     options = {"finalize": stats.bleu_from_sums, "seed": 3}
     randomized = stats.approximate_randomization(base_stats, system_stats, n_trials=4000, **options).p_value
     two_sided = stats.paired_bootstrap(base_stats, system_stats, n_resamples=4000, **options).p_value
-    sacrebleu = stats.paired_bootstrap(base_stats, system_stats, n_resamples=4000, convention="sacrebleu",
-                                       **options).p_value
+    sacrebleu = stats.paired_bootstrap(
+        base_stats, system_stats, n_resamples=4000, convention="sacrebleu", **options
+    ).p_value
     moderate = randomized > 0.05
     np.testing.assert_allclose(two_sided[moderate], randomized[moderate], rtol=0.3)
     assert np.all(sacrebleu[moderate] < 0.7 * randomized[moderate])
@@ -177,11 +208,14 @@ def test_mcnemar_matches_statsmodels() -> None:
 
     rng = np.random.default_rng(11)
     baseline = (rng.random(300) < 0.7).astype(float)
-    systems = np.stack([np.where(rng.random(300) < flip, 1 - baseline, baseline) for flip in (0.0, 0.02, 0.1, 0.3)])
+    flips = (0.0, 0.02, 0.1, 0.3)
+    systems = np.stack([np.where(rng.random(300) < flip, 1 - baseline, baseline) for flip in flips])
     ours = stats.mcnemar_exact(baseline, systems)
     for index, system in enumerate(systems):
-        table = [[np.sum((baseline == 1) & (system == 1)), np.sum((baseline == 1) & (system == 0))],
-                 [np.sum((baseline == 0) & (system == 1)), np.sum((baseline == 0) & (system == 0))]]
+        table = [
+            [np.sum((baseline == 1) & (system == 1)), np.sum((baseline == 1) & (system == 0))],
+            [np.sum((baseline == 0) & (system == 1)), np.sum((baseline == 0) & (system == 0))],
+        ]
         reference = mcnemar(table, exact=True)
         assert ours.p_value[index] == pytest.approx(reference.pvalue, rel=1e-12, abs=1e-15)
         assert min(ours.baseline_only[index], ours.system_only[index]) == reference.statistic
@@ -193,16 +227,29 @@ def test_seed_tests_match_scipy() -> None:
     baseline = rng.normal(0.70, 0.01, size=7)
     systems = baseline + rng.normal([[0.0], [0.005], [0.02]], 0.01, size=(3, 7))
     ttest = stats.paired_ttest(baseline, systems)
-    wilcoxon = stats.wilcoxon_signed_rank(baseline, systems)
     for index, system in enumerate(systems):
-        reference_t = scipy_stats.ttest_rel(system, baseline)
-        assert ttest.statistic[index] == pytest.approx(reference_t.statistic, rel=1e-12)
-        assert ttest.p_value[index] == pytest.approx(reference_t.pvalue, rel=1e-12)
-        low, high = reference_t.confidence_interval(0.95)
+        reference = scipy_stats.ttest_rel(system, baseline)
+        assert ttest.statistic[index] == pytest.approx(reference.statistic, rel=1e-12)
+        assert ttest.p_value[index] == pytest.approx(reference.pvalue, rel=1e-12)
+        low, high = reference.confidence_interval(0.95)
         assert (ttest.low[index], ttest.high[index]) == (pytest.approx(low), pytest.approx(high))
-        reference_w = scipy_stats.wilcoxon(system, baseline)
-        assert wilcoxon.statistic[index] == reference_w.statistic
-        assert wilcoxon.p_value[index] == pytest.approx(reference_w.pvalue, rel=1e-12)
+
+
+@pytest.mark.parametrize("n_seeds", [5, 9, 16])
+def test_wilcoxon_matches_scipy_with_ties_and_zeros(n_seeds: int) -> None:
+    """Per-seed accuracies tie and repeat: scipy then runs an exact permutation test (we enumerate it)."""
+    rng = np.random.default_rng(n_seeds)
+    baseline = np.round(rng.normal(0.7, 0.02, size=n_seeds), 2)
+    systems = np.stack(
+        [baseline + np.round(rng.normal(shift, 0.02, size=n_seeds), 2) for shift in (0.0, 0.01, 0.03)]
+        + [baseline + rng.normal(0.01, 0.02, size=n_seeds)]
+    )
+    systems[0, :2] = baseline[:2]  # zero differences
+    ours = stats.wilcoxon_signed_rank(baseline, systems)
+    for index, system in enumerate(systems):
+        reference = scipy_stats.wilcoxon(system, baseline)
+        assert ours.statistic[index] == reference.statistic
+        assert ours.p_value[index] == pytest.approx(reference.pvalue, rel=1e-12)
 
 
 @pytest.mark.parametrize("method", ["holm", "bonferroni"])
@@ -210,7 +257,8 @@ def test_corrections_match_statsmodels(method: str) -> None:
     from statsmodels.stats.multitest import multipletests
 
     p_values = np.array([0.001, 0.04, 0.03, 0.2, 0.011, 0.5, 0.04])
-    np.testing.assert_allclose(stats.adjust_pvalues(p_values, method), multipletests(p_values, method=method)[1])
+    reference = multipletests(p_values, method=method)[1]
+    np.testing.assert_allclose(stats.adjust_pvalues(p_values, method), reference)
     with_gaps = np.array([0.01, np.nan, 0.04, 0.03])  # tests not run stay out of the family
     adjusted = stats.adjust_pvalues(with_gaps, method)
     assert np.isnan(adjusted[1])
@@ -228,8 +276,14 @@ def test_minimum_detectable_effect() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _aa_correctness(rng: np.random.Generator, experiments: int, n: int, runs: int | None = None,
-                    seed_sd: float = 0.0, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def _aa_correctness(
+    rng: np.random.Generator,
+    experiments: int,
+    n: int,
+    runs: int | None = None,
+    seed_sd: float = 0.0,
+    shift: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of 0/1 correctness from one distribution: shared example difficulty, independent outcomes."""
     shape = (experiments, n) if runs is None else (experiments, runs, n)
     difficulty = rng.normal(0.8, 1.5, size=(experiments, 1, n) if runs else (experiments, n))
@@ -246,9 +300,10 @@ def test_calibration_of_example_level_tests() -> None:
     rng = np.random.default_rng(13)
     a, b = _aa_correctness(rng, 1000, 200)
     bootstrap = stats.paired_bootstrap(a, b, n_resamples=1000, seed=1, method="percentile")
+    randomized = stats.approximate_randomization(a, b, n_trials=1000, seed=2)
     rates = {
         "paired bootstrap": np.mean(bootstrap.p_value < ALPHA),
-        "randomization": np.mean(stats.approximate_randomization(a, b, n_trials=1000, seed=2).p_value < ALPHA),
+        "randomization": np.mean(randomized.p_value < ALPHA),
         "mcnemar": np.mean(stats.mcnemar_exact(a, b).p_value < ALPHA),
         "interval excludes 0": np.mean((bootstrap.delta_low > 0) | (bootstrap.delta_high < 0)),
     }
@@ -260,8 +315,8 @@ def test_calibration_of_example_level_tests() -> None:
     print("A/A rejection rates at alpha 0.05:", {k: round(float(v), 3) for k, v in rates.items()})
     for name, rate in rates.items():
         assert 0.03 <= rate <= 0.07, (name, rate)
-    sacrebleu_rate = np.mean(stats.paired_bootstrap(a, b, n_resamples=1000, seed=1, convention="sacrebleu").p_value
-                             < ALPHA)
+    sacrebleu = stats.paired_bootstrap(a, b, n_resamples=1000, seed=1, convention="sacrebleu")
+    sacrebleu_rate = np.mean(sacrebleu.p_value < ALPHA)
     assert sacrebleu_rate > 0.08  # documented: reproduce sacreBLEU with it, do not use it for decisions
 
 
@@ -323,8 +378,9 @@ def test_all_equal_scores_are_degenerate_not_nan() -> None:
     assert identical.p_value[0] == 1.0 and identical.delta[0] == 0.0 and identical.degenerate[0]
     assert stats.approximate_randomization(scores, scores[None], n_trials=500).p_value[0] == 1.0
     # sacreBLEU's strict ">" calls identical systems significant; documented, available for reproduction
-    assert stats.approximate_randomization(scores, scores[None], n_trials=500,
-                                           convention="sacrebleu").p_value[0] == pytest.approx(1 / 501)
+    assert stats.approximate_randomization(
+        scores, scores[None], n_trials=500, convention="sacrebleu"
+    ).p_value[0] == pytest.approx(1 / 501)
 
 
 def test_too_few_examples_is_a_clear_error() -> None:

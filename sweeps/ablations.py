@@ -1,0 +1,31 @@
+"""Study: the referee's ablations and the baselines (DESIGN section 4) x seeds, same data and budget.
+
+    python sweeps/ablations.py                          # embedded CPU default (synthetic triage)
+    python sweeps/ablations.py --preset pubmedqa-t5-base --address auto
+"""
+
+import sys
+
+from _common import preset
+
+from r2d.config import VARIANT_NAMES
+from r2d.sweep import Study, main_for
+
+DEFAULT = Study(
+    name="ablations",
+    config=preset("triage-tiny-sweep.yaml"),
+    grid={"variant": list(VARIANT_NAMES)},
+    seeds=[0, 1],
+    description=__doc__,
+)
+
+PRESETS = {
+    "triage-tiny": DEFAULT,
+    "pubmedqa-t5-base": Study(name="ablations_pubmedqa", config=preset("pubmedqa-t5-base.yaml"),
+                              grid={"variant": list(VARIANT_NAMES)}, seeds=[0, 1, 2, 3, 4]),
+    "triage-flan-t5-large": Study(name="ablations_triage_large", config=preset("triage-flan-t5-large.yaml"),
+                                  grid={"variant": list(VARIANT_NAMES)}, seeds=[0, 1, 2]),
+}
+
+if __name__ == "__main__":
+    sys.exit(main_for(DEFAULT, presets=PRESETS))
