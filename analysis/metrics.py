@@ -41,9 +41,7 @@ class MetricSpec:
         if self.kind == "mean":
             return stats.mean_stats(frame[self.column].to_numpy(dtype=np.float64), nan_policy="omit")
         if self.kind == "macro_f1":
-            return stats.macro_f1_stats(
-                frame["gold_label"].to_numpy(), frame["pred_label"].to_numpy(), labels
-            )
+            return stats.macro_f1_stats(frame["gold_label"].to_numpy(), frame["pred_label"].to_numpy(), labels)
         return stats.bleu_stats(frame["pred_rationale"].tolist(), frame["gold_rationale"].tolist())
 
     def available(self, frame: pd.DataFrame) -> bool:

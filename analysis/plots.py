@@ -75,9 +75,7 @@ def plot_transition(rows: Sequence[ComparisonRow], spec: MetricSpec, path: str |
                 if len(seeds) > 1:
                     axis.scatter(np.full(len(seeds), xi), seeds, s=10, color=color, alpha=0.5, linewidths=0)
         # systems run at a single rate (baselines such as sft): horizontal reference lines
-        for index, row in enumerate(
-            row for label in sorted(lines) if label not in swept for row in lines[label]
-        ):
+        for index, row in enumerate(row for label in sorted(lines) if label not in swept for row in lines[label]):
             axis.axhline(
                 row.estimate * spec.scale,
                 color=f"0.{3 + 2 * (index % 3)}",
@@ -105,9 +103,7 @@ def plot_systems(rows: Sequence[ComparisonRow], spec: MetricSpec, path: str | Pa
         x = np.arange(len(panel_rows))
         y = np.array([row.estimate for row in panel_rows]) * spec.scale
         errors = (
-            np.abs(
-                np.array([[row.estimate - row.ci_low, row.ci_high - row.estimate] for row in panel_rows]).T
-            )
+            np.abs(np.array([[row.estimate - row.ci_low, row.ci_high - row.estimate] for row in panel_rows]).T)
             * spec.scale
         )
         colors = ["0.45" if row.is_baseline else "C0" for row in panel_rows]

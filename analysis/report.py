@@ -81,9 +81,7 @@ def _choose_metrics(study: Study, requested: Sequence[str] | None, notes: list[s
         for name in requested:
             spec = resolve_metric(name)
             if spec is None:
-                raise InputError(
-                    "--metrics", f"unknown metric {name!r}; expected some of: {', '.join(METRICS)}"
-                )
+                raise InputError("--metrics", f"unknown metric {name!r}; expected some of: {', '.join(METRICS)}")
             lacking = [
                 run.name
                 for system in study.systems
@@ -93,8 +91,8 @@ def _choose_metrics(study: Study, requested: Sequence[str] | None, notes: list[s
             if lacking:
                 raise InputError(
                     "--metrics",
-                    f"{spec.name} has no values in run(s) {', '.join(lacking[:5])}"
-                    + (" (the judge was not configured?)" if spec.name == "judge" else ""),
+                    f"{spec.name} has no values in run(s) {', '.join(lacking[:5])}; expected a metric every run has"
+                    + (" (was the judge configured?)" if spec.name == "judge" else ""),
                 )
             specs.append(spec)
         return list(dict.fromkeys(specs))
@@ -104,9 +102,7 @@ def _choose_metrics(study: Study, requested: Sequence[str] | None, notes: list[s
         if all(spec.available(frame) for frame in frames):
             specs.append(spec)
         elif any(spec.available(frame) for frame in frames):
-            notes.append(
-                f"metrics: {spec.name} is missing from some runs; left out (ask for it with --metrics)"
-            )
+            notes.append(f"metrics: {spec.name} is missing from some runs; left out (ask for it with --metrics)")
     return specs
 
 
@@ -166,8 +162,7 @@ def choose_baselines(study: Study, baseline: str | None) -> dict[tuple, System |
         names = ", ".join(system.name for system in study.systems)
         raise InputError(
             "--baseline",
-            f"no system matches {baseline!r}; expected a system name ({names}), "
-            "a variant, or key=value settings",
+            f"no system matches {baseline!r}; expected a system name ({names}), a variant, or key=value settings",
         )
     return chosen
 
@@ -236,9 +231,7 @@ def _analyse_metric(
         by_seeds.setdefault(tuple(system.seeds), []).append(system)
     for seeds, members in by_seeds.items():
         block = np.stack([cache.system(system, seeds, spec) for system in members])
-        intervals = stats.bootstrap_cis(
-            block, method=options["ci"], confidence=options["confidence"], **common
-        )
+        intervals = stats.bootstrap_cis(block, method=options["ci"], confidence=options["confidence"], **common)
         per_seed = stats.per_run_scores(block, finalize)
         for index, system in enumerate(members):
             baseline = baselines.get(system.stratum)
@@ -273,9 +266,7 @@ def _analyse_metric(
         baseline = study.system(baseline_name)
         base = cache.system(baseline, seeds, spec)
         block = np.stack([cache.system(system, seeds, spec) for system in members])
-        paired = stats.paired_bootstrap(
-            base, block, method=options["ci"], confidence=options["confidence"], **common
-        )
+        paired = stats.paired_bootstrap(base, block, method=options["ci"], confidence=options["confidence"], **common)
         randomized = stats.approximate_randomization(
             base, block, finalize=finalize, n_trials=options["n_resamples"], seed=options["seed"]
         )
@@ -338,9 +329,7 @@ def _analyse_metric(
         ordered += [rows[system.name] for system in members]
     compared = [row for row in ordered if row.compared and not math.isnan(row.p_value)]
     adjusted = (
-        stats.adjust_pvalues(np.array([row.p_value for row in compared]), options["correction"])
-        if compared
-        else []
+        stats.adjust_pvalues(np.array([row.p_value for row in compared]), options["correction"]) if compared else []
     )
     for row, p_adjusted in zip(compared, adjusted, strict=True):
         row.p_adjusted = float(p_adjusted)
@@ -386,13 +375,9 @@ def _footer(options: dict, baselines: dict[str, str], tests_used: set[str], seed
         + " CI], p corrected for the comparisons of each metric by "
         + f"{correction}; * significant at alpha = {options['alpha']:g}; "
         + "mde: minimum detectable effect at 80% power.",
-        "Test: "
-        + ", ".join(TEST_LABELS[test] for test in sorted(tests_used))
-        + "; all tests' p-values in the CSV.",
+        "Test: " + ", ".join(TEST_LABELS[test] for test in sorted(tests_used)) + "; all tests' p-values in the CSV.",
         "Baseline: "
-        + "; ".join(
-            f"{name} ({stratum})" if stratum != "all" else name for stratum, name in baselines.items()
-        )
+        + "; ".join(f"{name} ({stratum})" if stratum != "all" else name for stratum, name in baselines.items())
         + ".",
     ]
     return lines
@@ -433,11 +418,9 @@ def build_report(
     if ci not in ("bca", "percentile"):
         raise InputError("--ci", f"unknown interval {ci!r}; expected bca or percentile")
     if n_resamples < 100:
-        raise InputError(
-            "--resamples", f"{n_resamples} resamples is too few; expected >= 100 (default 10000)"
-        )
+        raise InputError("--resamples", f"{n_resamples} resamples is too few; expected >= 100 (default 10000)")
     if not 0 < alpha < 1 or not 0 < confidence < 1:
-        raise InputError("--alpha", "alpha and confidence must be in (0, 1)")
+        raise InputError("--alpha", f"expected alpha and confidence in (0, 1), got {alpha} and {confidence}")
     study = (
         runs
         if isinstance(runs, Study)
@@ -458,8 +441,7 @@ def build_report(
         if not_binary:
             raise InputError(
                 "--test",
-                f"mcnemar applies to 0/1 metrics (correct, consistent, label_valid), "
-                f"not {', '.join(not_binary)}; choose --metrics accordingly",
+                f"mcnemar: expected 0/1 metrics (correct, consistent, label_valid), got {', '.join(not_binary)}",
             )
     chosen = choose_baselines(study, baseline)
     for stratum, system in chosen.items():
@@ -538,9 +520,7 @@ def attach_to_mlflow(
         raise ValueError("write the report first (build_report(..., out_dir=...) or write_report)")
     from mlflow import MlflowClient
 
-    MlflowClient(tracking_uri=tracking_uri).log_artifacts(
-        run_id, str(report.out_dir), artifact_path=artifact_path
-    )
+    MlflowClient(tracking_uri=tracking_uri).log_artifacts(run_id, str(report.out_dir), artifact_path=artifact_path)
 
 
 def report_for_sweep(
@@ -588,16 +568,10 @@ def _parser() -> argparse.ArgumentParser:
     source = report.add_argument_group("runs (one of)")
     source.add_argument("--experiment", help="MLflow experiment name")
     source.add_argument("--sweep-id", help="a sweep's id (MLflow tag r2d.sweep_id)")
-    source.add_argument(
-        "--filter", help="an MLflow search filter string, e.g. \"tags.`r2d.variant` = 'r2d'\""
-    )
+    source.add_argument("--filter", help="an MLflow search filter string, e.g. \"tags.`r2d.variant` = 'r2d'\"")
     source.add_argument("--runs", nargs="+", metavar="DIR", help="run directories, or folders holding them")
-    report.add_argument(
-        "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI / ./mlruns)"
-    )
-    report.add_argument(
-        "--cache-dir", help="where MLflow artifacts are cached (default ~/.cache/r2d-analysis)"
-    )
+    report.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI / ./mlruns)")
+    report.add_argument("--cache-dir", help="where MLflow artifacts are cached (default ~/.cache/r2d-analysis)")
     report.add_argument("--split", default="test", help="predictions split to analyse (default test)")
     report.add_argument("--dataset", help="keep runs of this dataset only")
     report.add_argument(
@@ -609,19 +583,15 @@ def _parser() -> argparse.ArgumentParser:
         "--metrics",
         nargs="+",
         metavar="METRIC",
-        help=f"metrics (default: those available of {', '.join(DEFAULT_METRICS)}); "
-        f"known: {', '.join(METRICS)}",
+        help=f"metrics (default: those available of {', '.join(DEFAULT_METRICS)}); known: {', '.join(METRICS)}",
     )
     report.add_argument(
         "--test",
         default="auto",
         choices=TESTS,
-        help="test for the table's p-values (auto: paired bootstrap with one seed, t-test over seeds "
-        "with several)",
+        help="test for the table's p-values (auto: paired bootstrap with one seed, t-test over seeds with several)",
     )
-    report.add_argument(
-        "--ci", default="bca", choices=("bca", "percentile"), help="bootstrap interval (default bca)"
-    )
+    report.add_argument("--ci", default="bca", choices=("bca", "percentile"), help="bootstrap interval (default bca)")
     report.add_argument("--confidence", type=float, default=0.95)
     report.add_argument(
         "--resamples",
@@ -630,15 +600,11 @@ def _parser() -> argparse.ArgumentParser:
         help="bootstrap resamples and randomisation trials (default 10000)",
     )
     report.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
-    report.add_argument(
-        "--correction", default="holm", choices=CORRECTIONS, help="many-comparisons correction"
-    )
+    report.add_argument("--correction", default="holm", choices=CORRECTIONS, help="many-comparisons correction")
     report.add_argument("--alpha", type=float, default=0.05)
     report.add_argument("--out", help="output directory (default outputs/analysis/<experiment|sweep|runs>)")
     report.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    report.add_argument(
-        "--no-attach", action="store_true", help="do not log the outputs to the sweep's parent run"
-    )
+    report.add_argument("--no-attach", action="store_true", help="do not log the outputs to the sweep's parent run")
     return parser
 
 
@@ -657,9 +623,7 @@ def _report_command(arguments: argparse.Namespace) -> int:
         bool(arguments.experiment or arguments.sweep_id or arguments.filter),
     ]
     if sum(sources) != 1:
-        raise InputError(
-            "--runs", "give either --runs DIR... or MLflow runs (--experiment, --sweep-id, --filter)"
-        )
+        raise InputError("--runs", "give either --runs DIR... or MLflow runs (--experiment, --sweep-id, --filter)")
     parent_ids: list[str] = []
     extra_notes: list[str] = []
     if arguments.runs is not None:
@@ -682,9 +646,7 @@ def _report_command(arguments: argparse.Namespace) -> int:
         runs, parent_ids = source.runs, source.parent_run_ids
         extra_notes = [f"skipped: {skipped}" for skipped in source.skipped]
         default_name = arguments.sweep_id or arguments.experiment or "mlflow"
-        source_option = (
-            "--sweep-id" if arguments.sweep_id else "--experiment" if arguments.experiment else "--filter"
-        )
+        source_option = "--sweep-id" if arguments.sweep_id else "--experiment" if arguments.experiment else "--filter"
     out_dir = Path(arguments.out or Path("outputs") / "analysis" / str(default_name).replace("/", "_"))
     report = build_report(
         runs,

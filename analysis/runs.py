@@ -80,11 +80,8 @@ class Run:
 
 
 def _hashable(value: object) -> object:
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True)
-    if isinstance(value, float) and value.is_integer():
-        return value  # keep 1.0 as a float: it names the same setting as in run.json
-    return value
+    """Settings group runs, so nested values (a dict of shape parameters) become their JSON text."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
 
 
 # --------------------------------------------------------------------------------------------------
@@ -102,9 +99,7 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     )
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
     if missing:
-        raise ValueError(
-            f"{path}: missing column(s) {', '.join(missing)} (see r2d.schema.PREDICTION_COLUMNS)"
-        )
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (see r2d.schema.PREDICTION_COLUMNS)")
     for column in TEXT_COLUMNS:
         frame[column] = frame[column].fillna("").astype(str) if column in frame.columns else ""
     for column in NUMERIC_COLUMNS:
@@ -211,9 +206,7 @@ def load_mlflow_runs(
     if experiment:
         found = client.get_experiment_by_name(experiment)
         if found is None:
-            raise InputError(
-                "--experiment", f"no MLflow experiment named {experiment!r} at {client.tracking_uri}"
-            )
+            raise InputError("--experiment", f"no MLflow experiment named {experiment!r} at {client.tracking_uri}")
         experiment_ids = [found.experiment_id]
     else:
         experiment_ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
@@ -235,9 +228,7 @@ def load_mlflow_runs(
             continue
         run = _download_run(client, mlflow_run, split, cache_root / run_id)
         if run is None:
-            skipped.append(
-                f"{mlflow_run.info.run_name or run_id}: no {RUN_FILE} artifact (not a training run)"
-            )
+            skipped.append(f"{mlflow_run.info.run_name or run_id}: no {RUN_FILE} artifact (not a training run)")
         else:
             runs.append(run)
     if sweep_id and not parents:  # a sweep whose parent was filtered out or has no children yet
@@ -252,9 +243,7 @@ def load_mlflow_runs(
 def _search_all(client, experiment_ids: list[str], filter_string: str) -> list:
     runs, token = [], None
     while True:
-        page = client.search_runs(
-            experiment_ids, filter_string=filter_string, max_results=1000, page_token=token
-        )
+        page = client.search_runs(experiment_ids, filter_string=filter_string, max_results=1000, page_token=token)
         runs.extend(page)
         token = page.token
         if not token:
@@ -303,9 +292,7 @@ def _download_run(client, mlflow_run, split: str, cache: Path) -> Run | None:
         if "r2d.variant" not in mlflow_run.data.tags:
             return None
         record = _record_from_tags(mlflow_run)  # a run that failed before writing run.json
-        return Run(
-            record["run_name"], record, f"mlflow:{run_id}", problem=f"MLflow status {status}, no run.json"
-        )
+        return Run(record["run_name"], record, f"mlflow:{run_id}", problem=f"MLflow status {status}, no run.json")
     record = json.loads(record_path.read_text())
     record.setdefault("mlflow_run_id", run_id)
     run = Run(str(record.get("run_name") or mlflow_run.info.run_name or run_id), record, f"mlflow:{run_id}")
@@ -393,12 +380,11 @@ def build_study(
     """Group runs into systems, match them by seed and example id, and record every mismatch in `notes`."""
     notes: list[str] = []
     if dataset is not None:
+        present = sorted({str(run.record.get("dataset")) for run in runs})
         runs = [run for run in runs if run.record.get("dataset") == dataset]
         if not runs:
-            raise InputError("--dataset", f"no run on dataset {dataset!r}")
-    datasets = sorted(
-        {str(run.record.get("dataset")) for run in runs if run.record.get("dataset") is not None}
-    )
+            raise InputError("--dataset", f"no run on dataset {dataset!r}; expected one of {', '.join(present)}")
+    datasets = sorted({str(run.record.get("dataset")) for run in runs if run.record.get("dataset") is not None})
     if len(datasets) > 1:
         raise InputError("--dataset", f"runs span datasets {', '.join(datasets)}; choose one with --dataset")
 
@@ -416,7 +402,7 @@ def build_study(
     missing += unseeded
 
     # settings that differ across the study name the systems; identical ones are left out
-    all_settings = [run.settings() for run in runs]
+    all_settings = [run.settings() for run in usable]  # a run that crashed early may lack its settings
     keys = list(dict.fromkeys(key for settings in all_settings for key in settings))
     differing = [key for key in keys if len({repr(settings.get(key)) for settings in all_settings}) > 1]
     grouped: dict[tuple, list[Run]] = {}
@@ -440,9 +426,7 @@ def build_study(
     _report_missing_runs(systems, missing, keys, differing, notes)
     example_ids = _match_examples(systems, notes, source_option)
     labels = _label_set(usable, notes)
-    return Study(
-        systems, example_ids, labels, split, datasets[0] if datasets else None, differing, notes, missing
-    )
+    return Study(systems, example_ids, labels, split, datasets[0] if datasets else None, differing, notes, missing)
 
 
 def _system_key(settings: dict, keys: list[str]) -> tuple:
@@ -503,9 +487,7 @@ def _match_examples(systems: list[System], notes: list[str], source_option: str)
     for run in runs[1:]:
         common &= set(run.predictions.index)
     if not common:
-        raise InputError(
-            source_option, "the runs share no example id: are they on the same dataset and split?"
-        )
+        raise InputError(source_option, "the runs share no example id: are they on the same dataset and split?")
     left_out = set().union(*(set(run.predictions.index) for run in runs)) - common
     if left_out:
         notes.append(
@@ -528,9 +510,7 @@ def _match_examples(systems: list[System], notes: list[str], source_option: str)
 
 
 def _label_set(runs: list[Run], notes: list[str]) -> list[str]:
-    label_sets = {
-        tuple(str(label).strip().lower() for label in run.record.get("labels") or []) for run in runs
-    }
+    label_sets = {tuple(str(label).strip().lower() for label in run.record.get("labels") or []) for run in runs}
     label_sets.discard(())
     if len(label_sets) > 1:
         notes.append(f"labels: runs declare different label sets {sorted(label_sets)}; using their union")

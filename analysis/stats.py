@@ -192,9 +192,7 @@ def bleu_finalizer(**options: object) -> Finalize:
 # --------------------------------------------------------------------------------------------------
 
 
-def _as_stats(
-    values: np.ndarray, finalize: Finalize | None, nan_policy: str, what: str
-) -> tuple[np.ndarray, Finalize]:
+def _as_stats(values: np.ndarray, finalize: Finalize | None, nan_policy: str, what: str) -> tuple[np.ndarray, Finalize]:
     """Per-example scores or sufficient statistics -> statistics with an explicit feature axis."""
     arr = np.asarray(values, dtype=np.float64)
     if finalize is None:
@@ -820,9 +818,7 @@ def _seed_differences(baseline_scores: np.ndarray, systems_scores: np.ndarray, t
     syst = np.asarray(systems_scores, dtype=np.float64)
     syst = syst[None] if syst.ndim == 1 else syst
     if syst.shape[-1] != base.shape[-1]:
-        raise ValueError(
-            f"{test}: baseline has {base.shape[-1]} seeds, systems {syst.shape[-1]}: match seeds first"
-        )
+        raise ValueError(f"{test}: baseline has {base.shape[-1]} seeds, systems {syst.shape[-1]}: match seeds first")
     if syst.shape[-1] < 2:
         raise ValueError(f"{test} needs at least 2 seed-matched runs per system, got {syst.shape[-1]}")
     differences = syst - base
@@ -831,9 +827,7 @@ def _seed_differences(baseline_scores: np.ndarray, systems_scores: np.ndarray, t
     return differences
 
 
-def paired_ttest(
-    baseline_scores: np.ndarray, systems_scores: np.ndarray, *, confidence: float = 0.95
-) -> SeedTest:
+def paired_ttest(baseline_scores: np.ndarray, systems_scores: np.ndarray, *, confidence: float = 0.95) -> SeedTest:
     """Paired t-test over seed-matched runs (`scipy.stats.ttest_rel`, two-sided), system - baseline.
 
     Inputs are per-seed scores: baseline `[R]` (or `[S, R]`), systems `[S, R]`. The unit is a training

@@ -105,9 +105,7 @@ def _lookup(rows: Sequence[ComparisonRow]) -> dict[tuple[str, str], ComparisonRo
     return {(row.system, row.metric): row for row in rows}
 
 
-def markdown_table(
-    rows: Sequence[ComparisonRow], metrics: Sequence[MetricSpec], footer: Sequence[str] = ()
-) -> str:
+def markdown_table(rows: Sequence[ComparisonRow], metrics: Sequence[MetricSpec], footer: Sequence[str] = ()) -> str:
     """A Markdown table (one row per system, a value and a delta column per metric) and its footer lines."""
     table = _lookup(rows)
     header = ["system", "seeds"]
@@ -133,9 +131,7 @@ def markdown_table(
                 cells.append("no comparison")
             else:
                 delta, p, note = parts
-                cells.append(
-                    f"{delta} p={p}{'*' if row.significant else ''}" + (f" ({note})" if note else "")
-                )
+                cells.append(f"{delta} p={p}{'*' if row.significant else ''}" + (f" ({note})" if note else ""))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines + [""] + list(footer)) + "\n"
 
@@ -151,6 +147,7 @@ _LATEX_SPECIALS = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "Δ": r"$\Delta$",
 }
 
 

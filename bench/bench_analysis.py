@@ -46,17 +46,13 @@ def main() -> int:
     difficulty = rng.beta(8, 2, size=arguments.examples)
     baseline = np.clip(difficulty + rng.normal(0, 0.05, arguments.examples), 0, 1)
     shifts = np.linspace(-0.01, 0.01, arguments.systems)[:, None]
-    systems = np.clip(
-        difficulty + shifts + rng.normal(0, 0.05, (arguments.systems, arguments.examples)), 0, 1
-    )
+    systems = np.clip(difficulty + shifts + rng.normal(0, 0.05, (arguments.systems, arguments.examples)), 0, 1)
 
     paired_bootstrap(baseline, systems, n_resamples=200, seed=1)  # warm-up (imports, BLAS threads)
     ours_times = []
     for repeat in range(arguments.repeats):
         start = time.perf_counter()
-        result = paired_bootstrap(
-            baseline, systems, n_resamples=arguments.resamples, seed=repeat, method="bca"
-        )
+        result = paired_bootstrap(baseline, systems, n_resamples=arguments.resamples, seed=repeat, method="bca")
         _ = result.systems, result.baseline  # every system's own interval too (computed on first read)
         ours_times.append(time.perf_counter() - start)
     ours = float(np.median(ours_times))

@@ -136,10 +136,12 @@ def ensure_ray(cfg: Config) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Train reports mid-training metrics (dev F1 per evaluation) before a trial's final objective.
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     if cfg.resources.ray_address:
         ray.init(address=cfg.resources.ray_address, log_to_driver=True)
     else:
-        ray.init(include_dashboard=False, _temp_dir=os.environ.get("R2D_RAY_TMPDIR") or None,
+        ray.init(dashboard_host="127.0.0.1", _temp_dir=os.environ.get("R2D_RAY_TMPDIR") or None,
                  num_cpus=int(os.environ["R2D_RAY_NUM_CPUS"]) if os.environ.get("R2D_RAY_NUM_CPUS") else None)
 
 

@@ -340,11 +340,11 @@ def _stage1_points(study: Study, opts: SweepOptions, base: Config) -> list[tuple
     return out
 
 
-def _trial_entry(config: dict[str, Any]) -> None:
+def _trial_entry(config: dict[str, Any], ctx: dict[str, Any]) -> None:
     """Tune's entry point: phase 1 bundles (overrides, seed) as one grid axis, "point"."""
     if "point" in config:
         config = {**config, **config.pop("point")}
-    sweep_trial(config)
+    sweep_trial({**config, "ctx": ctx})
 
 
 def _run_tune(sweep_dir: Path, phase: str, ctx: dict, param_space: dict, concurrency: int,
@@ -352,16 +352,18 @@ def _run_tune(sweep_dir: Path, phase: str, ctx: dict, param_space: dict, concurr
     from ray import tune
 
     path = sweep_dir / phase
-    trainable = tune.with_resources(_trial_entry, {"cpu": float(ctx["base"]["resources"]["trial_cpus"])})
+    # ctx (base config, sweep and MLflow ids) rides along as a parameter, not as a searched config.
+    trainable = tune.with_resources(tune.with_parameters(_trial_entry, ctx=ctx),
+                                    {"cpu": float(ctx["base"]["resources"]["trial_cpus"])})
     if opts.resume and tune.Tuner.can_restore(str(path)):
         # Finished trials are kept, unfinished ones continue, errored ones rerun only if asked;
         # the searcher (Optuna's study) is restored with the experiment state.
         tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=False,
-                                   restart_errored=opts.rerun_errored, param_space={**param_space, "ctx": ctx})
+                                   restart_errored=opts.rerun_errored, param_space=param_space)
     else:
         tuner = tune.Tuner(
             trainable,
-            param_space={**param_space, "ctx": ctx},
+            param_space=param_space,
             tune_config=tune.TuneConfig(metric="objective" if phase == "stage2" else None,
                                         mode="max" if phase == "stage2" else None,
                                         search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
@@ -411,8 +413,8 @@ def _analyse(uri: str, study: Study, sweep_id: str, parent_run_id: str, sweep_di
         from analysis.report import report_for_sweep
     except ImportError:  # analysis/ not installed: the per-trial table is printed instead
         return None
-    return report_for_sweep(tracking_uri=uri, experiment=study.name, sweep_id=sweep_id,
-                            parent_run_id=parent_run_id, out_dir=sweep_dir / "report")
+    return report_for_sweep(sweep_id, out_dir=sweep_dir / "report", tracking_uri=uri, experiment=study.name,
+                            cache_dir=sweep_dir / "report" / "cache")
 
 
 def mlflow_ui_command(uri: str) -> str:

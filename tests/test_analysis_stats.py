@@ -378,9 +378,9 @@ def test_all_equal_scores_are_degenerate_not_nan() -> None:
     assert identical.p_value[0] == 1.0 and identical.delta[0] == 0.0 and identical.degenerate[0]
     assert stats.approximate_randomization(scores, scores[None], n_trials=500).p_value[0] == 1.0
     # sacreBLEU's strict ">" calls identical systems significant; documented, available for reproduction
-    assert stats.approximate_randomization(
-        scores, scores[None], n_trials=500, convention="sacrebleu"
-    ).p_value[0] == pytest.approx(1 / 501)
+    assert stats.approximate_randomization(scores, scores[None], n_trials=500, convention="sacrebleu").p_value[
+        0
+    ] == pytest.approx(1 / 501)
 
 
 def test_too_few_examples_is_a_clear_error() -> None:
