@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -162,7 +163,9 @@ class ResourcesConfig(_Section):
     trial_cpus: float = Field(0.1, gt=0.0)  # the Tune trial driver; small so Train workers fit
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast on GPU only; CPU stays fp32
     torch_threads: int | None = Field(None, ge=1)
-    storage_path: str = "outputs/ray"  # Ray Train/Tune results and checkpoints (local dir, s3://...)
+    # Ray Train/Tune results, checkpoints and the Stage 1 cache (local dir, s3://...): the only storage
+    # nodes share. Default: $R2D_STORAGE (set on the cluster by cluster.yaml), else outputs/ray.
+    storage_path: str = Field(default_factory=lambda: os.environ.get("R2D_STORAGE") or "outputs/ray")
     max_failures: int = Field(2, ge=0)
     ray_address: str | None = None  # None: start a local Ray; "auto": join a running cluster
 

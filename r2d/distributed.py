@@ -71,6 +71,12 @@ class RayRuntime(Runtime):
         if self.world_size > 1:
             torch.distributed.barrier()
 
+    def describe(self) -> dict[str, Any]:
+        import ray
+
+        me = {"rank": self.rank, "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+        return {"world_size": self.world_size, "device": str(self.device), "workers": self.gather([me])}
+
     def report(self, step: int, metrics: list[tuple[int, dict]], checkpoint: Path | None) -> None:
         import ray.train
 

@@ -71,6 +71,10 @@ class Runtime:
     def barrier(self) -> None:
         pass
 
+    def describe(self) -> dict[str, Any]:
+        """Where the run ran, recorded in metrics.json."""
+        return {"world_size": self.world_size, "device": str(self.device)}
+
     def report(self, step: int, metrics: list[tuple[int, dict]], checkpoint: Path | None) -> None:
         """Persist a checkpoint (if any), then hand the metrics since the last report to tracking."""
         if checkpoint is not None and self.checkpoint_dir is not None:
@@ -336,7 +340,7 @@ def train_stage(
     pending: list[tuple[int, dict]] = []  # metrics since the last report (flushed with checkpoints)
     stopped_early = False
     step = start_step - 1
-    bar = tqdm(range(start_step, scfg.max_steps), desc=f"stage {stage}", disable=not runtime.is_main, leave=False)
+    bar = tqdm(range(start_step, scfg.max_steps), desc=f"stage {stage}", disable=None if runtime.is_main else True, leave=False)
     for step in bar:
         task_model.train()
         a = alpha_at(step, s2.alpha, alpha_warmup_steps) if stage == 2 else 0.0
@@ -566,7 +570,8 @@ def run(cfg: Config, out_dir: Path, runtime: Runtime | None = None, stage1_only:
                    "steps": res2.steps_run, "stopped_early": res2.stopped_early}
     t = time.time()
     summary = evaluate_and_write(prep, model, out_dir, runtime,
-                                 extra={"stage1": stage1_info, "stage2": stage2_info, "timings": timings})
+                                 extra={"stage1": stage1_info, "stage2": stage2_info, "timings": timings,
+                                        "runtime": runtime.describe()})
     timings["evaluate_s"] = time.time() - t
     timings["total_s"] = time.time() - t0
     if runtime.is_main:

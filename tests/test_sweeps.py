@@ -1,0 +1,142 @@
+"""Sweeps end to end, as a user runs them: the study scripts against a running local Ray cluster
+(two nodes started by the test with `ray start`), logging to a real MLflow store."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, free_port, stop_pid
+
+pytestmark = pytest.mark.slow
+
+TINY = [
+    "data.triage.size=300", "data.max_eval_examples=24", "model.tiny.d_model=32", "model.tiny.d_ff=64",
+    "model.tiny.d_kv=8", "model.tiny.num_heads=2", "model.tiny.num_layers=1", "model.tiny.num_decoder_layers=1",
+    "model.tiny.dropout_rate=0.0", "stage1.max_steps=4", "stage1.batch_size=8", "stage1.eval_every=2",
+    "stage2.max_steps=6", "stage2.batch_size=8", "stage2.eval_every=3", "evaluation.bertscore.enabled=false",
+    "evaluation.max_rationale_tokens=8", "resources.max_failures=0",
+]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """`ray start --head` plus a second node: a real multi-node cluster on this machine."""
+    tmp = Path("/tmp") / f"r2d-test-ray-{os.getpid()}"  # short: Ray's socket paths have a length limit
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    port = free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
+                    "--include-dashboard=false", f"--temp-dir={tmp}", "--disable-usage-stats"],
+                   check=True, env=env, capture_output=True)
+    address = f"127.0.0.1:{port}"
+    subprocess.run([ray_bin, "start", f"--address={address}", "--num-cpus=1", "--node-ip-address=127.0.0.1"],
+                   check=True, env=env, capture_output=True)
+    yield address
+    subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True)
+
+
+def sweep_cmd(script, tmp, address, *extra):
+    args = [sys.executable, str(ROOT / "sweeps" / script), "--address", address,
+            "--storage-path", str(tmp / "storage"), "--tracking-uri", f"sqlite:///{tmp / 'mlflow.db'}",
+            "--set", f"model.cache_dir={tmp / 'cache'}"]
+    for s in TINY:
+        args += ["--set", s]
+    return args + list(extra)
+
+
+def run_sweep(script, tmp, address, *extra, timeout=600):
+    out = subprocess.run(sweep_cmd(script, tmp, address, *extra), capture_output=True, text=True, timeout=timeout,
+                         cwd=tmp, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout
+
+
+def children(tmp, experiment):
+    from mlflow import MlflowClient
+
+    c = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
+    exp = c.get_experiment_by_name(experiment)
+    runs = c.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("r2d.kind") == "sweep"]
+    kids = [r for r in runs if r.data.tags.get("r2d.kind") != "sweep"]
+    return c, parents, kids
+
+
+def test_grid_sweep_with_a_failing_trial(ray_cluster, tmp_path):
+    out = run_sweep("schedule_sensitivity.py", tmp_path, ray_cluster,
+                    "--grid", "stage2.schedule.shape=linear,step", "--grid", "stage2.schedule.transition=0.5",
+                    "--grid", "debug.inject_nan_at_step=null,1", "--seeds", "0")
+    assert "| system |" in out and "mlflow ui --backend-store-uri" in out
+    c, parents, kids = children(tmp_path, "schedule_sensitivity")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    sweep_id = parents[0].data.tags["r2d.sweep_id"]
+    assert all(k.data.tags["r2d.sweep_id"] == sweep_id for k in kids)
+    assert all(k.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for k in kids)
+    finished = [k for k in kids if k.info.status == "FINISHED"]
+    failed = [k for k in kids if k.info.status == "FAILED"]
+    assert len(finished) == 2 and len(failed) == 2 and len(kids) == 4
+    assert all("non-finite loss" in k.data.tags["r2d.error"] for k in failed)
+    # one Stage 1 for the seed, trained in phase 1 and reused by every trial
+    stage1 = list((tmp_path / "storage" / "stage1").iterdir())
+    assert len(stage1) == 1
+    for k in finished:
+        art = c.download_artifacts(k.info.run_id, "metrics.json", str(tmp_path / "dl" / k.info.run_id))
+        assert json.loads(Path(art).read_text())["stage1"]["reused"] is True
+    # the parent carries the search space, timings and the analysis outputs
+    names = {a.path for a in c.list_artifacts(parents[0].info.run_id)}
+    assert {"search_space.json", "timings.json", "analysis"} <= names
+    analysis = {a.path for a in c.list_artifacts(parents[0].info.run_id, "analysis")}
+    assert "analysis/significance.md" in analysis
+
+
+def test_optuna_sweep_runs_each_configuration_on_every_seed(ray_cluster, tmp_path):
+    run_sweep("schedule_sensitivity.py", tmp_path, ray_cluster, "--search", "optuna", "--samples", "2",
+              "--seeds", "0", "1")
+    _, parents, kids = children(tmp_path, "schedule_sensitivity")
+    finished = [k for k in kids if k.info.status == "FINISHED"]
+    assert len(finished) == 4  # 2 configurations x 2 seeds, each seed its own MLflow run
+    by_trial = {}
+    for k in finished:
+        by_trial.setdefault(k.data.tags["r2d.trial_id"], set()).add(k.data.tags["r2d.seed"])
+    assert len(by_trial) == 2 and all(seeds == {"0", "1"} for seeds in by_trial.values())
+    space = json.loads((next((tmp_path / "storage").glob("schedule_sensitivity-*")) / "search_space.json")
+                       .read_text())
+    assert space["optuna"] and space["samples"] == 2
+
+
+def test_killed_driver_resumes_without_duplicates(ray_cluster, tmp_path):
+    cmd = sweep_cmd("ablations.py", tmp_path, ray_cluster, "--grid", "variant=sft,dss,r2d,combined_ft",
+                    "--seeds", "0", "--no-analysis")
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            if (tmp_path / "mlflow.db").exists():
+                try:
+                    _, _, kids = children(tmp_path, "ablations")
+                except Exception:
+                    kids = []
+                if any(k.info.status == "FINISHED" for k in kids):
+                    break
+            time.sleep(1)
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver dies without any chance to clean up
+        proc.wait(timeout=30)
+    finally:
+        stop_pid(proc)
+    _, _, before = children(tmp_path, "ablations")
+    done_before = sum(k.info.status == "FINISHED" for k in before)
+    assert 1 <= done_before < 4, "kill the driver mid-sweep"
+    run_sweep("ablations.py", tmp_path, ray_cluster, "--grid", "variant=sft,dss,r2d,combined_ft", "--seeds", "0",
+              "--resume", "--no-analysis")
+    _, parents, kids = children(tmp_path, "ablations")
+    finished = [k for k in kids if k.info.status == "FINISHED"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(k.data.tags["r2d.variant"] for k in finished) == ["combined_ft", "dss", "r2d", "sft"]
+    assert not [k for k in kids if k.info.status == "RUNNING"]
