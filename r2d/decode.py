@@ -42,7 +42,7 @@ def target_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length:
 class LabelPredictions:
     labels: list[str]  # predicted label, verbatim if outside the set
     valid: list[bool]  # in the label set?
-    confidence: list[float]  # exp(mean token log-prob) of the predicted label sequence
+    confidence: list[float]  # exp(mean token log-prob) of the predicted label (score mode; NaN for generate)
 
 
 class LabelScorer:
@@ -101,6 +101,4 @@ def predict_labels(
     max_new = int(scorer.label_ids.shape[1]) + 2
     texts = [normalise_label(t) for t in generate_text(model, input_ids, attention_mask, tokenizer, max_new)]
     valid = [t in scorer.labels for t in texts]
-    # The confidence_adaptive gate needs a confidence: the scored best label's (usually the same label).
-    _, conf = scorer.predict(model, input_ids, attention_mask)
-    return LabelPredictions(texts, valid, conf.tolist())
+    return LabelPredictions(texts, valid, [float("nan")] * len(texts))  # generation gives no confidence here

@@ -70,6 +70,7 @@ class SweepOptions:
     storage_path: str | None = None
     tracking_uri: str | None = None
     analysis: bool = True
+    max_concurrent: int | None = None  # cap below what the cluster fits (benchmarks: 1 vs 2)
 
 
 # --------------------------------------------------------------------------- configurations
@@ -221,6 +222,8 @@ def run_sweep(study: Study, opts: SweepOptions) -> dict[str, Any]:
     t_start = time.time()
     ensure_ray(base)
     concurrency = max_concurrent_trials(base)
+    if opts.max_concurrent:
+        concurrency = min(concurrency, opts.max_concurrent)
     space = ({"grid": study.grid, "seeds": study.seeds} if opts.search == "grid" else
              {"optuna": "default_optuna_space (shape, transition, cap, alpha, steepness|shape)",
               "samples": opts.samples, "seeds": study.seeds, "search_seed": opts.search_seed})
@@ -287,6 +290,11 @@ def run_sweep(study: Study, opts: SweepOptions) -> dict[str, Any]:
         orphans = _close_orphans(uri, experiment_id, sweep_id, parent_run_id,
                                  "stopped: its trial ended without finishing (early stopping or error)")
         table = results_table(results)
+        timed = [r for r in table if r["trial_s"] and r["train_s"]]
+        if timed:
+            overhead = sum(r["trial_s"] - r["train_s"] for r in timed)
+            timings["ray_overhead_per_trial_s"] = overhead / len(timed)
+            timings["ray_overhead_share_of_trial_time"] = overhead / sum(r["trial_s"] for r in timed)
         state["timings"] = timings
         report = None
         if opts.analysis:
@@ -388,7 +396,9 @@ def results_table(results) -> list[dict[str, Any]]:
                      "error": (str(r.error).strip().splitlines() or [""])[-1][:200] if r.error else "",
                      "objective": m.get("objective"), "test_macro_f1": m.get("test/macro_f1"),
                      "test_accuracy": m.get("test/accuracy"), "test_bleu": m.get("test/corpus_bleu"),
-                     "test_bertscore_f1": m.get("test/bertscore_f1")})
+                     "test_bertscore_f1": m.get("test/bertscore_f1"),
+                     # wall time of the trial vs time inside the training workers: the rest is Ray's
+                     "trial_s": m.get("time_total_s"), "train_s": m.get("timing/total_s")})
     return rows
 
 
@@ -444,6 +454,7 @@ def main_for(study: Study, argv: list[str] | None = None, presets: dict[str, Stu
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                    help="replace one grid axis, e.g. --grid stage2.schedule.shape=linear,step")
     p.add_argument("--no-analysis", action="store_true")
+    p.add_argument("--max-concurrent", type=int, help="at most this many trials at once (default: what fits)")
     args = p.parse_args(argv)
     chosen = (presets or {}).get(args.preset, study) if args.preset else study
     if args.seeds:
@@ -459,7 +470,8 @@ def main_for(study: Study, argv: list[str] | None = None, presets: dict[str, Stu
     opts = SweepOptions(search=args.search, samples=args.samples, search_seed=args.search_seed, asha=args.asha,
                         address=args.address, resume=args.resume, rerun_errored=args.rerun_errored,
                         sweep_id=args.sweep_id, overrides=args.overrides, storage_path=args.storage_path,
-                        tracking_uri=args.tracking_uri, analysis=not args.no_analysis)
+                        tracking_uri=args.tracking_uri, analysis=not args.no_analysis,
+                        max_concurrent=args.max_concurrent)
     from r2d.config import ConfigError
     from r2d.data import DataError
 
@@ -483,6 +495,6 @@ def print_summary(summary: dict[str, Any]) -> None:
     if report is not None:
         print("\n" + getattr(report, "markdown", str(report)))
     t = summary["timings"]
-    print("\ntimings: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.items()))
+    print("\ntimings: " + ", ".join(f"{k} {v:.2f}" if "share" in k else f"{k} {v:.0f} s" for k, v in t.items()))
     print(f"results: {summary['sweep_dir']}")
     print(f"browse:  {mlflow_ui_command(summary['tracking_uri'])}")

@@ -340,7 +340,8 @@ def train_stage(
     pending: list[tuple[int, dict]] = []  # metrics since the last report (flushed with checkpoints)
     stopped_early = False
     step = start_step - 1
-    bar = tqdm(range(start_step, scfg.max_steps), desc=f"stage {stage}", disable=None if runtime.is_main else True, leave=False)
+    bar = tqdm(range(start_step, scfg.max_steps), desc=f"stage {stage}", leave=False,
+               disable=None if runtime.is_main else True)  # None: off when stderr is not a terminal
     for step in bar:
         task_model.train()
         a = alpha_at(step, s2.alpha, alpha_warmup_steps) if stage == 2 else 0.0
@@ -359,7 +360,7 @@ def train_stage(
             batch = Batch(train_split, rows, pad_id, device)
             chosen: list[int] = []
 
-            def choose_explain(enc_states, ids, mask, batch=batch, draws=draws, chosen=chosen):
+            def choose_explain(enc_states, ids, mask, batch=batch, draws=draws, chosen=chosen, p=p, step=step, m=m):
                 # Scheduled sampling: per example, the predicted label with probability p(t).
                 gold = [train_split.label_index[i] for i in batch.rows]
                 use = [u < p for u in draws]
@@ -526,6 +527,7 @@ def run(cfg: Config, out_dir: Path, runtime: Runtime | None = None, stage1_only:
     work_dir = out_dir / "work"
     work_dir.mkdir(exist_ok=True)
     t0 = time.time()
+    timings: dict[str, float] = {"started_at": t0}  # wall clock, so a driver can measure its overhead
     prep = prepare(cfg, runtime.device)
     cfg, model = prep.cfg, prep.model
 
@@ -535,7 +537,6 @@ def run(cfg: Config, out_dir: Path, runtime: Runtime | None = None, stage1_only:
         resume["best_model"] = str(Path(runtime.resume_from) / "best_model")
         load_weights(model, Path(runtime.resume_from) / "model")
 
-    timings: dict[str, float] = {}
     stage1_info: dict[str, Any] = {"enabled": cfg.stage1.enabled}
     if cfg.stage1.enabled and not (resume and resume["stage"] == 2):
         store = Stage1Store(stage1_location(cfg))
@@ -573,8 +574,12 @@ def run(cfg: Config, out_dir: Path, runtime: Runtime | None = None, stage1_only:
                                  extra={"stage1": stage1_info, "stage2": stage2_info, "timings": timings,
                                         "runtime": runtime.describe()})
     timings["evaluate_s"] = time.time() - t
-    timings["total_s"] = time.time() - t0
+    timings["finished_at"] = time.time()
+    timings["total_s"] = timings["finished_at"] - t0
     if runtime.is_main:
+        from r2d.schema import METRICS_FILE
+
+        (out_dir / METRICS_FILE).write_text(json.dumps(summary, indent=1))  # now with the full timings
         model_dir = out_dir / "model"
         unwrap(model).save_pretrained(str(model_dir))
         prep.tokenizer.save_pretrained(str(model_dir))

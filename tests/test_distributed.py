@@ -5,7 +5,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -48,6 +47,7 @@ def test_two_workers_match_one_worker(ray_local, cache_dir, tmp_path, mlflow_ser
     from r2d.distributed import fit
 
     one = fit(cfg_for(cache_dir, tmp_path, mlflow_server, **{"resources.num_workers": 1}), tmp_path / "one")
+    assert one["runtime"]["world_size"] == 1
     two = fit(cfg_for(cache_dir, tmp_path, mlflow_server, **{"resources.num_workers": 2}), tmp_path / "two")
     assert two["runtime"]["world_size"] == 2 and len(two["runtime"]["workers"]) == 2
     run1 = json.loads((tmp_path / "one/run.json").read_text())["mlflow_run_id"]

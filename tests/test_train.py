@@ -1,7 +1,6 @@
 """The trainer in process: every variant, determinism, Stage 1 reuse, failures, a run that learns."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
