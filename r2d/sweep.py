@@ -211,11 +211,12 @@ def run_sweep(study: Study, opts: SweepOptions) -> dict[str, Any]:
         overrides.append(f"resources.ray_address={opts.address}")
     base = load_config(study.config, overrides + [f"tracking.experiment={study.name}", "tracking.enabled=true"])
     base = absolute_paths(base)
+    uri = trk.tracking_uri(base)  # resolved here: trials run with another working directory
+    base = validate_config({**base.to_dict(), "tracking": {**base.tracking.model_dump(), "tracking_uri": uri}})
     storage = storage_uri(base.resources.storage_path)
     sweep_dir, state = _sweep_dir(storage, study, opts)
     sweep_id = state["sweep_id"]
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    uri = trk.tracking_uri(base)
     experiment_id = trk.experiment_id(uri, study.name)
     c = trk.client(uri)
 

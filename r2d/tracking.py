@@ -22,7 +22,12 @@ DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow 3's own default store, in the work
 
 
 def tracking_uri(cfg: Config) -> str:
-    return cfg.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    """The configured URI; a relative sqlite path is made absolute, because Ray workers run elsewhere."""
+    uri = cfg.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        uri = prefix + os.path.abspath(uri[len(prefix):])
+    return uri
 
 
 def client(uri: str):
