@@ -376,7 +376,8 @@ def _run_tune(sweep_dir: Path, phase: str, ctx: dict, param_space: dict, concurr
             tune_config=tune.TuneConfig(metric="objective" if phase == "stage2" else None,
                                         mode="max" if phase == "stage2" else None,
                                         search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
-                                        max_concurrent_trials=concurrency),
+                                        max_concurrent_trials=concurrency,
+                                        reuse_actors=True),  # a trial process (and its imports) serves many
             run_config=tune.RunConfig(name=phase, storage_path=str(sweep_dir), verbose=1,
                                       failure_config=tune.FailureConfig(max_failures=0)),
         )

@@ -41,8 +41,11 @@ def experiment_id(uri: str, name: str) -> str:
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
+    location = None
+    if uri.startswith("sqlite:///"):  # artifacts beside the database, wherever the process runs from
+        location = Path(uri[len("sqlite:///"):]).resolve().parent.joinpath("mlruns").as_uri()
     try:
-        return c.create_experiment(name)
+        return c.create_experiment(name, artifact_location=location)
     except Exception:  # created concurrently by another trial
         return c.get_experiment_by_name(name).experiment_id
 

@@ -1,0 +1,38 @@
+"""The sweep's pure pieces: grids, trial keys, per-trial configs and the Stage 1 plan."""
+
+from r2d.config import load_config
+from r2d.sweep import Study, SweepOptions, _stage1_points, format_table, grid_points, trial_config, trial_key
+
+BASE = load_config("configs/triage-tiny-sweep.yaml")
+
+
+def test_grid_is_the_full_factorial():
+    points = grid_points({"a": [1, 2, 3], "b": ["x", "y"]})
+    assert len(points) == 6 and {"a": 3, "b": "y"} in points
+
+
+def test_trial_config_applies_overrides_and_seed():
+    cfg = trial_config(BASE.to_dict(), {"stage2.schedule.shape": "step", "data.rationale_source": "nurse"}, 7)
+    assert (cfg.stage2.schedule.shape, cfg.data.rationale_source, cfg.seed) == ("step", "nurse", 7)
+    assert trial_key({"x": 1}, 0) == trial_key({"x": 1}, 0) != trial_key({"x": 1}, 1)
+
+
+def test_stage1_plan_one_per_seed_and_source():
+    schedule = Study("s", "unused", grid={"stage2.schedule.shape": ["linear", "step"],
+                                          "stage2.schedule.transition": [0.3, 0.6]}, seeds=[0, 1])
+    assert len(_stage1_points(schedule, SweepOptions(), BASE)) == 2  # 8 configs x 2 seeds share 2
+    sources = Study("r", "unused", grid={"variant": ["r2d", "dss"], "data.rationale_source": ["llm", "nurse"]},
+                    seeds=[0, 1, 2])
+    points = _stage1_points(sources, SweepOptions(), BASE)
+    assert len(points) == 6  # dss has no Stage 1; r2d: 2 sources x 3 seeds
+    assert all(set(p) == {"data.rationale_source"} for p, _ in points)
+    assert _stage1_points(Study("n", "unused", grid={"variant": ["sft", "combined_ft"]}), SweepOptions(), BASE) == []
+
+
+def test_table_lists_every_trial():
+    rows = [{"settings": {"stage2.schedule.shape": "linear", "seed": 0}, "status": "TERMINATED", "objective": 0.5,
+             "test_macro_f1": 0.4, "test_accuracy": 0.6, "test_bleu": 30.0, "test_bertscore_f1": None},
+            {"settings": {"stage2.schedule.shape": "step", "seed": 0}, "status": "ERROR", "objective": None,
+             "test_macro_f1": None, "test_accuracy": None, "test_bleu": None, "test_bertscore_f1": None}]
+    table = format_table(rows)
+    assert table.count("\n") == 3 and "| 0 | linear | TERMINATED | 0.5000 | 0.4000 |" in table
