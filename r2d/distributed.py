@@ -67,6 +67,14 @@ class RayRuntime(Runtime):
         torch.distributed.all_gather_object(parts, items)
         return [x for part in parts for x in part]
 
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        if self.world_size == 1:
+            return values
+        keys = sorted(values)
+        t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(t)  # gloo/nccl sum over workers
+        return {k: float(v) / self.world_size for k, v in zip(keys, t.tolist())}
+
     def barrier(self) -> None:
         if self.world_size > 1:
             torch.distributed.barrier()
@@ -82,6 +90,8 @@ class RayRuntime(Runtime):
 
         latest = {k: v for _, rec in metrics for k, v in rec.items() if isinstance(v, (int, float))}
         latest["step"] = step
+        # Tune searchers (Optuna) read their metric from every result, mid-training ones included.
+        latest["objective"] = latest.get("stage2/best_dev_macro_f1", float("nan"))
         # Every worker calls report (it is a barrier); rank 0 brings the checkpoint.
         ckpt = ray.train.Checkpoint.from_directory(str(checkpoint)) if checkpoint is not None else None
         ray.train.report(latest, checkpoint=ckpt)
@@ -111,13 +121,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         resume_dir = local / "resume"
         checkpoint.to_directory(str(resume_dir))
         if (resume_dir / FINAL_MARKER).exists():  # died after finishing: hand the result back again
-            ray.train.report({"final": 1}, checkpoint=checkpoint if runtime.is_main else None)
+            mine = checkpoint if runtime.is_main else None
+            ray.train.report({"final": 1, "objective": float("nan")}, checkpoint=mine)
             return
         runtime.resume_from = resume_dir
     out_dir = local / "run"
     summary = run(cfg, out_dir, runtime, stage1_only=config.get("stage1_only", False))
     if config.get("stage1_only"):  # the result lives in the Stage 1 cache (shared storage)
-        ray.train.report({"final": 1, "stage1_reused": float(summary["stage1"].get("reused", False))})
+        ray.train.report({"final": 1, "objective": float("nan"),
+                          "stage1_reused": float(summary["stage1"].get("reused", False))})
         shutil.rmtree(local, ignore_errors=True)
         return
     final = None
@@ -125,7 +137,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
         (out_dir / FINAL_MARKER).write_text(json.dumps({"splits": list(summary.get("splits", {}))}))
         final = ray.train.Checkpoint.from_directory(str(out_dir))
-    ray.train.report({"final": 1, **_flat_final(summary)}, checkpoint=final)
+    ray.train.report({"final": 1, "objective": summary["stage2"]["best_dev_macro_f1"], **_flat_final(summary)},
+                     checkpoint=final)
     shutil.rmtree(local, ignore_errors=True)
 
 

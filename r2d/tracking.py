@@ -8,6 +8,7 @@ only logs into it by id, so a restarted worker goes on logging into the same run
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
@@ -87,17 +88,37 @@ def start_run(cfg: Config, parent_run_id: str | None = None, tags: dict[str, str
 
 
 class MetricLogger:
-    """`Runtime.on_report` for rank 0: logs the metrics gathered since the last checkpoint."""
+    """`Runtime.on_report` for rank 0: logs the metrics gathered since the last checkpoint.
+
+    After a worker restart the run resumes from the last checkpoint Ray registered, which can be
+    older than the last metrics logged (Ray registers checkpoints asynchronously). Steps already in
+    MLflow are then re-executed from that checkpoint but not logged twice: on CPU the rerun is
+    deterministic (batch order, RNG state and sampling draws are restored), so the values are the same.
+    """
 
     def __init__(self, uri: str, run_id: str):
         self.uri, self.run_id = uri, run_id
+        self._logged: dict[str, int] | None = None  # stage prefix -> last step already in MLflow
+
+    def _last_logged(self) -> dict[str, int]:
+        if self._logged is None:
+            c = client(self.uri)
+            self._logged = {}
+            for prefix in ("stage1", "stage2"):
+                history = c.get_metric_history(self.run_id, f"{prefix}/step")
+                if history:
+                    self._logged[prefix] = max(m.step for m in history)
+            if self._logged:
+                c.set_tag(self.run_id, "r2d.resumed_after_step", json.dumps(self._logged))
+        return self._logged
 
     def __call__(self, step: int, records: list[tuple[int, dict]]) -> None:
         from mlflow.entities import Metric
 
+        logged = self._last_logged()
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, s) for s, rec in records for k, v in rec.items()
-                   if isinstance(v, (int, float))]
+                   if isinstance(v, (int, float)) and s > logged.get(k.split("/")[0], -1)]
         c = client(self.uri)
         for i in range(0, len(metrics), 1000):
             c.log_batch(self.run_id, metrics=metrics[i : i + 1000])
@@ -137,8 +158,6 @@ def end_run(uri: str, run_id: str, error: BaseException | str | None = None) -> 
 
 
 def annotate_run_record(out_dir: Path, **fields: Any) -> None:
-    import json
-
     path = Path(out_dir) / schema.RUN_FILE
     if path.exists():
         record = json.loads(path.read_text())

@@ -71,6 +71,10 @@ class Runtime:
     def barrier(self) -> None:
         pass
 
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        """Average per-worker numbers over workers (identity with one worker)."""
+        return values
+
     def describe(self) -> dict[str, Any]:
         """Where the run ran, recorded in metrics.json."""
         return {"world_size": self.world_size, "device": str(self.device)}
@@ -418,7 +422,8 @@ def train_stage(
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
         lr_schedule.step()
-        record = {f"stage{stage}/{k}": v for k, v in stats.items()}
+        # Each worker saw its shard of the global batch: log the global batch's numbers.
+        record = {f"stage{stage}/{k}": v for k, v in runtime.mean(stats).items()}
         if stage == 2:
             record.update({"stage2/alpha": a, "stage2/p": p})
         record[f"stage{stage}/step"] = step
@@ -445,6 +450,8 @@ def train_stage(
             save_weights(model, best_dir)
         elif step + 1 > patience_from:
             bad_evals += 1
+        if stage == 2:  # the selection score so far: a sweep's running objective
+            pending.append((step, {"stage2/best_dev_macro_f1": best}))
         stop = bad_evals >= scfg.patience
         checkpoint = None
         if runtime.is_main:

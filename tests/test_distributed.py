@@ -102,7 +102,7 @@ def test_nan_loss_under_ray_ends_failed_with_reason(ray_local, cache_dir, tmp_pa
 def test_killed_worker_resumes_without_repeating_steps(ray_local, cache_dir, tmp_path):
     """Kill the Ray Train worker by PID mid-run: it restarts from the last checkpoint and every
     Stage 2 step appears exactly once in the logged step sequence."""
-    from ray.util.state import list_actors
+    from ray._private import state  # the GCS's actor table; the state API would need the dashboard
 
     from r2d.distributed import fit
 
@@ -123,9 +123,10 @@ def test_killed_worker_resumes_without_repeating_steps(ray_local, cache_dir, tmp
         runs = c.search_runs([exp.experiment_id]) if exp else []
         steps = history(uri, runs[0].info.run_id, "stage2/step") if runs else []
         if steps and max(s for s, _ in steps) >= 19:  # two checkpoints are in
-            actors = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+            actors = [a for a in state.actors().values()
+                      if a["ActorClassName"] == "RayTrainWorker" and a["State"] == "ALIVE"]
             if actors:
-                killed_pid = actors[0].pid
+                killed_pid = actors[0]["Pid"]
                 os.kill(killed_pid, signal.SIGKILL)
                 break
         time.sleep(0.3)
@@ -134,7 +135,8 @@ def test_killed_worker_resumes_without_repeating_steps(ray_local, cache_dir, tmp
     assert result, "the run did not complete after the worker was killed"
     run_id = json.loads((tmp_path / "killed/run.json").read_text())["mlflow_run_id"]
     steps = [s for s, _ in history(uri, run_id, "stage2/step")]
-    assert sorted(steps) == list(range(120)), "a step was logged twice or skipped"
+    ran = result["stage2"]["steps"]  # 120, or fewer if early stopping ended it
+    assert sorted(steps) == list(range(ran)), "a step was logged twice or skipped"
     assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"
 
 

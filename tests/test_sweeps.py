@@ -24,21 +24,27 @@ TINY = [
 ]
 
 
+# A throwaway cluster on 127.0.0.1 only: no token auth (a token left in ~/.ray by an earlier
+# `ray.init` would otherwise make the second node's `ray start` fail authentication).
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+
+
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
     """`ray start --head` plus a second node: a real multi-node cluster on this machine."""
     tmp = Path("/tmp") / f"r2d-test-ray-{os.getpid()}"  # short: Ray's socket paths have a length limit
     ray_bin = str(Path(sys.executable).with_name("ray"))
     port = free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
-                    "--include-dashboard=false", f"--temp-dir={tmp}", "--disable-usage-stats"],
-                   check=True, env=env, capture_output=True)
     address = f"127.0.0.1:{port}"
-    subprocess.run([ray_bin, "start", f"--address={address}", "--num-cpus=1", "--node-ip-address=127.0.0.1"],
-                   check=True, env=env, capture_output=True)
-    yield address
-    subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True)
+    try:
+        subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
+                        "--include-dashboard=false", f"--temp-dir={tmp}", "--disable-usage-stats"],
+                       check=True, env=ENV, capture_output=True)
+        subprocess.run([ray_bin, "start", f"--address={address}", "--num-cpus=1", "--node-ip-address=127.0.0.1"],
+                       check=True, env=ENV, capture_output=True)
+        yield address
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], env=ENV, capture_output=True)
 
 
 def sweep_cmd(script, tmp, address, *extra):
@@ -52,7 +58,7 @@ def sweep_cmd(script, tmp, address, *extra):
 
 def run_sweep(script, tmp, address, *extra, timeout=600):
     out = subprocess.run(sweep_cmd(script, tmp, address, *extra), capture_output=True, text=True, timeout=timeout,
-                         cwd=tmp, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+                         cwd=tmp, env=ENV)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout
 
@@ -114,7 +120,7 @@ def test_killed_driver_resumes_without_duplicates(ray_cluster, tmp_path):
     cmd = sweep_cmd("ablations.py", tmp_path, ray_cluster, "--grid", "variant=sft,dss,r2d,combined_ft",
                     "--seeds", "0", "--no-analysis")
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+                            start_new_session=True, env=ENV)
     try:
         deadline = time.time() + 300
         while time.time() < deadline:
