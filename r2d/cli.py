@@ -87,7 +87,7 @@ def _print_summary(summary: dict, out: Path) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from r2d.schema import CONFIG_FILE
+    from r2d.schema import CONFIG_FILE, RUN_FILE
 
     run_dir = Path(args.run)
     if not (run_dir / CONFIG_FILE).exists() or not (run_dir / "model").is_dir():
@@ -100,7 +100,12 @@ def cmd_evaluate(args) -> int:
 
     # Re-evaluating does not retrain: the saved model is loaded through from_pretrained.
     prep = prepare(cfg, Runtime().device)
+    before = json.loads((run_dir / RUN_FILE).read_text()) if (run_dir / RUN_FILE).exists() else {}
     summary = evaluate_and_write(prep, prep.model, run_dir, Runtime())
+    from r2d.tracking import annotate_run_record
+
+    # run.json is rewritten: keep what tied the run to MLflow and to its sweep
+    annotate_run_record(run_dir, **{k: before[k] for k in ("mlflow_run_id", "sweep_id", "run_name") if k in before})
     _print_summary(summary, run_dir)
     return 0
 

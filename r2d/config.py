@@ -7,8 +7,6 @@ path and what was expected (`ConfigError`, one line). Step-based quantities of t
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -197,18 +195,6 @@ class Config(_Section):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
-
-    def fingerprint(self, *sections: str) -> str:
-        """Stable hash of some sections (or the whole config), for caching by content."""
-        data = self.to_dict()
-        picked = {s: _get_path(data, s) for s in sections} if sections else data
-        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _get_path(data: dict[str, Any], dotted: str) -> Any:
-    for part in dotted.split("."):
-        data = data[part]
-    return data
 
 
 def _format_error(err: ValidationError, source: str) -> str:

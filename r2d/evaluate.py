@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from r2d import prompts, schema
-from r2d.config import Config, dump_config, flatten
+from r2d.config import Config, dump_config
 from r2d.decode import LabelScorer, encode, generate_text, predict_labels
 from r2d.judge import JudgeClient
 from r2d.metrics import LabelMetrics, RationaleBERTScore, RationaleBLEU
@@ -196,6 +196,3 @@ def write_run_record(cfg: Config, out_dir: Path, status: str, splits: list[str],
     (Path(out_dir) / schema.RUN_FILE).write_text(json.dumps(record, indent=1))
     return record
 
-
-def params_of(cfg: Config) -> dict[str, Any]:
-    return flatten(cfg.to_dict())
