@@ -91,22 +91,43 @@ def grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
+def trials_that_fit(nodes: list[dict[str, float]], trial_cpus: float, num_workers: int, cpus_per_worker: float,
+                    gpus_per_worker: float = 0.0) -> int:
+    """How many trials can run at once with no placement of theirs able to deadlock.
+
+    A trial is a small Tune driver plus its Ray Train workers, which its TrainController requests
+    later as a separate placement group. Ray places the drivers wherever they fit, so the drivers
+    of concurrent trials can all land on one node and leave it too fragmented for a worker (two
+    1-CPU nodes, 0.1-CPU drivers, 0.9-CPU workers: driver, worker, driver, worker hangs forever).
+    So count each node's worker slots as if every concurrent driver sat on it.
+    """
+    eps = 1e-9  # Ray accounts resources in 1/10000 units; don't lose a slot to float error
+
+    def worker_slots(node: dict[str, float], drivers: int) -> int:
+        slots = math.floor((node.get("CPU", 0.0) - drivers * trial_cpus) / cpus_per_worker + eps)
+        if gpus_per_worker > 0:
+            slots = min(slots, math.floor(node.get("GPU", 0.0) / gpus_per_worker + eps))
+        return max(slots, 0)
+
+    n = 0
+    while sum(worker_slots(node, n + 1) for node in nodes) >= (n + 1) * num_workers:
+        n += 1
+    return n
+
+
 def max_concurrent_trials(cfg: Config) -> int:
     """How many trials fit the cluster at once, so that trials never wait on each other's workers."""
     import ray
 
     r = cfg.resources
-    available = ray.cluster_resources()
-    per_trial = r.trial_cpus + r.num_workers * r.cpus_per_worker
-    n = math.floor(available.get("CPU", 0) / per_trial + 1e-9)
-    if r.use_gpu:
-        per_trial_gpu = r.num_workers * (r.gpus_per_worker or 1)
-        n = min(n, math.floor(available.get("GPU", 0) / per_trial_gpu + 1e-9))
+    gpus = (r.gpus_per_worker or 1.0) if r.use_gpu else 0.0
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    n = trials_that_fit(nodes, r.trial_cpus, r.num_workers, r.cpus_per_worker, gpus)
     if n < 1:
-        raise RuntimeError(
-            f"resources: a trial needs {per_trial} CPUs{' and GPUs' if r.use_gpu else ''} but the cluster has "
-            f"{available.get('CPU', 0)} CPUs, {available.get('GPU', 0)} GPUs"
-        )
+        per_trial = f"{r.trial_cpus} + {r.num_workers} x {r.cpus_per_worker} CPUs" + (
+            f" and {r.num_workers} x {gpus} GPUs" if gpus else "")
+        have = [(node.get("CPU", 0), node.get("GPU", 0)) for node in nodes]
+        raise RuntimeError(f"resources: a trial needs {per_trial} but the cluster's nodes have (CPU, GPU) {have}")
     return n
 
 

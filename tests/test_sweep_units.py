@@ -1,7 +1,16 @@
 """The sweep's pure pieces: grids, trial keys, per-trial configs and the Stage 1 plan."""
 
 from r2d.config import load_config
-from r2d.sweep import Study, SweepOptions, _stage1_points, format_table, grid_points, trial_config, trial_key
+from r2d.sweep import (
+    Study,
+    SweepOptions,
+    _stage1_points,
+    format_table,
+    grid_points,
+    trial_config,
+    trial_key,
+    trials_that_fit,
+)
 
 BASE = load_config("configs/triage-tiny-sweep.yaml")
 
@@ -36,3 +45,16 @@ def test_table_lists_every_trial():
              "test_macro_f1": None, "test_accuracy": None, "test_bleu": None, "test_bertscore_f1": None}]
     table = format_table(rows)
     assert table.count("\n") == 3 and "| 0 | linear | TERMINATED | 0.5000 | 0.4000 |" in table
+
+
+def test_concurrency_leaves_room_for_workers_wherever_drivers_land():
+    two_small_nodes = [{"CPU": 1.0}, {"CPU": 1.0}]
+    # 0.1-CPU drivers + 0.9-CPU workers: two drivers on one node leave it 0.8, no room for a worker
+    assert trials_that_fit(two_small_nodes, 0.1, 1, 0.9) == 1
+    assert trials_that_fit(two_small_nodes, 0.05, 1, 0.9) == 2
+    assert trials_that_fit([{"CPU": 2.0}], 0.1, 1, 0.9) == 2
+    assert trials_that_fit([{"CPU": 2.0}], 0.1, 2, 0.9) == 1
+    assert trials_that_fit([{"CPU": 1.0}], 0.1, 1, 1.0) == 0
+    gpu_nodes = [{"CPU": 8.0, "GPU": 4.0}] * 2
+    assert trials_that_fit(gpu_nodes, 1.0, 2, 2.0, 1.0) == 2  # CPU-bound: 3 drivers would leave 2 worker slots a node
+    assert trials_that_fit([{"CPU": 64.0, "GPU": 4.0}] * 2, 1.0, 2, 2.0, 1.0) == 4  # GPU-bound

@@ -81,6 +81,8 @@ def test_grid_sweep_with_a_failing_trial(ray_cluster, tmp_path):
     assert "| system |" in out and "mlflow ui --backend-store-uri" in out
     c, parents, kids = children(tmp_path, "schedule_sensitivity")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    # two 1-CPU nodes, 0.05-CPU drivers, 0.9-CPU workers: two trials at once, wherever the drivers land
+    assert parents[0].data.params["max_concurrent_trials"] == "2"
     sweep_id = parents[0].data.tags["r2d.sweep_id"]
     assert all(k.data.tags["r2d.sweep_id"] == sweep_id for k in kids)
     assert all(k.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for k in kids)
