@@ -104,7 +104,8 @@ def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("learned")
     cfg = load_config("configs/triage-tiny.yaml", [
         f"model.cache_dir={out / 'cache'}", "data.triage.size=1500", "data.max_eval_examples=200",
-        "stage1.max_steps=150", "stage2.max_steps=120", "stage2.eval_every=40",
+        "stage1.max_steps=150", "stage1.batch_size=32", "stage1.eval_every=100", "stage2.max_steps=120",
+        "stage2.batch_size=32", "stage2.eval_every=40",
         "evaluation.splits=[dev]", "evaluation.bertscore.enabled=false", "evaluation.max_rationale_tokens=40",
     ])
     summary = run(cfg, out / "run")
