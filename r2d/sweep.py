@@ -317,6 +317,12 @@ def run_sweep(study: Study, opts: SweepOptions) -> dict[str, Any]:
             overhead = sum(r["trial_s"] - r["train_s"] for r in timed)
             timings["ray_overhead_per_trial_s"] = overhead / len(timed)
             timings["ray_overhead_share_of_trial_time"] = overhead / sum(r["trial_s"] for r in timed)
+            # its split: Train start-up (fit() to the worker's first line of r2d), Train teardown,
+            # the driver's MLflow and copying; the rest is Tune's (trial start, reporting).
+            for part in ("ray_start_s", "ray_end_s", "driver_s"):
+                values = [r[part] for r in timed if r.get(part) is not None]
+                if values:
+                    timings[f"{part[:-2]}_per_trial_s"] = sum(values) / len(values)
         state["timings"] = timings
         report = None
         if opts.analysis:
@@ -421,7 +427,8 @@ def results_table(results) -> list[dict[str, Any]]:
                      "test_accuracy": m.get("test/accuracy"), "test_bleu": m.get("test/corpus_bleu"),
                      "test_bertscore_f1": m.get("test/bertscore_f1"),
                      # wall time of the trial vs time inside the training workers: the rest is Ray's
-                     "trial_s": m.get("time_total_s"), "train_s": m.get("timing/total_s")})
+                     "trial_s": m.get("time_total_s"), "train_s": m.get("timing/total_s"),
+                     **{part: m.get(f"timing/{part}") for part in ("ray_start_s", "ray_end_s", "driver_s")}})
     return rows
 
 
