@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ def main() -> None:
     import ray
 
     from r2d.config import load_config
-    from r2d.distributed import fit
+    from r2d.distributed import ensure_ray, fit
     from r2d.train import run
 
     out = Path(tempfile.mkdtemp(prefix="r2d-bench-ray-"))
@@ -43,7 +44,8 @@ def main() -> None:
         # the Ray run below then reuses this Stage 1 (same hash): train it again for a like-for-like run
         cfg = load_config(args.config, overrides + [f"stage1.cache_dir={out / 'stage1-ray'}"])
     t = time.time()
-    ray.init(num_cpus=2, include_dashboard=False)
+    os.environ.setdefault("R2D_RAY_NUM_CPUS", "2")
+    ensure_ray(cfg)  # the local Ray a user's `r2d train --ray` gets (LOCAL_TRAIN_ENV included)
     result["ray_init_s"] = time.time() - t
     t0 = time.time()
     summary = fit(cfg, out / "ray")
