@@ -74,6 +74,57 @@ def children(tmp, experiment):
     return c, parents, kids
 
 
+PLACEMENT_PROBE = """
+import json, sys
+import ray
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from r2d.sweep import trials_that_fit
+
+address, driver_cpus, worker_cpus, forced = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+ray.init(address=address, log_to_driver=False)
+nodes = [n for n in ray.nodes() if n["Alive"]]
+n = trials_that_fit([node["Resources"] for node in nodes], driver_cpus, 1, worker_cpus)
+n = int(forced) if forced != "computed" else n
+
+@ray.remote
+class Driver:
+    def ping(self):
+        return 1
+
+placed = {}
+for node in nodes:  # every driver on one node, each node in turn: the worst case for the workers
+    pin = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+    drivers = [Driver.options(num_cpus=driver_cpus, scheduling_strategy=pin).remote() for _ in range(n)]
+    ray.get([d.ping.remote() for d in drivers])
+    workers = [placement_group([{"CPU": worker_cpus}]) for _ in range(n)]
+    ready, _ = ray.wait([w.ready() for w in workers], num_returns=n, timeout=10)
+    placed[node["NodeID"][:8]] = len(ready)
+    for w in workers:
+        remove_placement_group(w)
+    for d in drivers:
+        ray.kill(d)
+print(json.dumps({"trials": n, "workers_placed": placed}))
+"""
+
+
+def probe_placement(address, driver_cpus, worker_cpus, trials="computed"):
+    out = subprocess.run([sys.executable, "-c", PLACEMENT_PROBE, address, str(driver_cpus), str(worker_cpus), trials],
+                         capture_output=True, text=True, timeout=180, env=ENV, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_concurrent_trials_place_their_workers_wherever_the_drivers_land(ray_cluster):
+    # the preset's drivers and workers: 2 trials at once, placeable even with both drivers on one node
+    ok = probe_placement(ray_cluster, 0.05, 0.9)
+    assert ok["trials"] == 2 and all(v == 2 for v in ok["workers_placed"].values())
+    # 0.1-CPU drivers: the rule allows 1; forcing 2 shows the hang it avoids (a worker never placed)
+    assert probe_placement(ray_cluster, 0.1, 0.9)["trials"] == 1
+    hung = probe_placement(ray_cluster, 0.1, 0.9, trials="2")
+    assert all(v == 1 for v in hung["workers_placed"].values())
+
+
 def test_grid_sweep_with_a_failing_trial(ray_cluster, tmp_path):
     out = run_sweep("schedule_sensitivity.py", tmp_path, ray_cluster,
                     "--grid", "stage2.schedule.shape=linear,step", "--grid", "stage2.schedule.transition=0.5",
@@ -148,3 +199,4 @@ def test_killed_driver_resumes_without_duplicates(ray_cluster, tmp_path):
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert sorted(k.data.tags["r2d.variant"] for k in finished) == ["combined_ft", "dss", "r2d", "sft"]
     assert not [k for k in kids if k.info.status == "RUNNING"]
+
