@@ -167,6 +167,10 @@ class ResourcesConfig(_Section):
     max_failures: int = Field(2, ge=0)
     ray_address: str | None = None  # None: start a local Ray; "auto": join a running cluster
 
+    def worker_resources(self) -> dict[str, float]:
+        """One Ray Train worker's resource request (a GPU worker without gpus_per_worker takes 1)."""
+        return {"CPU": self.cpus_per_worker, **({"GPU": self.gpus_per_worker or 1.0} if self.use_gpu else {})}
+
 
 class DebugConfig(_Section):
     """Fault injection, for tests of failure handling (a NaN loss must end the run FAILED)."""

@@ -178,13 +178,11 @@ def make_trainer(cfg: Config, name: str, tracking: tuple[str, str] | None = None
     from ray.train.torch import TorchTrainer
 
     r = cfg.resources
-    per_worker = {"CPU": r.cpus_per_worker}
-    if r.use_gpu:
-        per_worker["GPU"] = r.gpus_per_worker or 1
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"cfg": cfg.to_dict(), "tracking": tracking, **(extra_config or {})},
-        scaling_config=ScalingConfig(num_workers=r.num_workers, use_gpu=r.use_gpu, resources_per_worker=per_worker),
+        scaling_config=ScalingConfig(num_workers=r.num_workers, use_gpu=r.use_gpu,
+                                     resources_per_worker=r.worker_resources()),
         run_config=RunConfig(
             name=name,
             storage_path=storage_uri(r.storage_path),

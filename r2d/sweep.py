@@ -25,6 +25,9 @@ from typing import Any
 from r2d.config import Config, apply_overrides, load_config, validate_config
 from r2d.variants import resolve
 
+# A training's wall time outside its workers, as `r2d.distributed.fit` splits it into timings.
+OVERHEAD_PARTS = ("ray_start_s", "ray_end_s", "driver_s")
+
 # Optuna's names -> config keys. The space is conditional: steepness exists only for the shapes
 # that have one.
 OPTUNA_KEYS = {
@@ -91,8 +94,8 @@ def grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
-def trials_that_fit(nodes: list[dict[str, float]], trial_cpus: float, num_workers: int, cpus_per_worker: float,
-                    gpus_per_worker: float = 0.0) -> int:
+def trials_that_fit(nodes: list[dict[str, float]], driver: dict[str, float], num_workers: int,
+                    worker: dict[str, float]) -> int:
     """How many trials can run at once with no placement of theirs able to deadlock.
 
     A trial is a small Tune driver plus its Ray Train workers, which its TrainController requests
@@ -104,10 +107,8 @@ def trials_that_fit(nodes: list[dict[str, float]], trial_cpus: float, num_worker
     eps = 1e-9  # Ray accounts resources in 1/10000 units; don't lose a slot to float error
 
     def worker_slots(node: dict[str, float], drivers: int) -> int:
-        slots = math.floor((node.get("CPU", 0.0) - drivers * trial_cpus) / cpus_per_worker + eps)
-        if gpus_per_worker > 0:
-            slots = min(slots, math.floor(node.get("GPU", 0.0) / gpus_per_worker + eps))
-        return max(slots, 0)
+        free = {k: node.get(k, 0.0) - drivers * driver.get(k, 0.0) for k in worker}
+        return max(min(math.floor(free[k] / need + eps) for k, need in worker.items()), 0)
 
     n = 0
     while sum(worker_slots(node, n + 1) for node in nodes) >= (n + 1) * num_workers:
@@ -120,14 +121,12 @@ def max_concurrent_trials(cfg: Config) -> int:
     import ray
 
     r = cfg.resources
-    gpus = (r.gpus_per_worker or 1.0) if r.use_gpu else 0.0
     nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
-    n = trials_that_fit(nodes, r.trial_cpus, r.num_workers, r.cpus_per_worker, gpus)
+    n = trials_that_fit(nodes, {"CPU": r.trial_cpus}, r.num_workers, r.worker_resources())
     if n < 1:
-        per_trial = f"{r.trial_cpus} + {r.num_workers} x {r.cpus_per_worker} CPUs" + (
-            f" and {r.num_workers} x {gpus} GPUs" if gpus else "")
         have = [(node.get("CPU", 0), node.get("GPU", 0)) for node in nodes]
-        raise RuntimeError(f"resources: a trial needs {per_trial} but the cluster's nodes have (CPU, GPU) {have}")
+        raise RuntimeError(f"resources: a trial needs a driver of {r.trial_cpus} CPU and {r.num_workers} x "
+                           f"{r.worker_resources()} but the cluster's nodes have (CPU, GPU) {have}")
     return n
 
 
@@ -319,10 +318,10 @@ def run_sweep(study: Study, opts: SweepOptions) -> dict[str, Any]:
             timings["ray_overhead_share_of_trial_time"] = overhead / sum(r["trial_s"] for r in timed)
             # its split: Train start-up (fit() to the worker's first line of r2d), Train teardown,
             # the driver's MLflow and copying; the rest is Tune's (trial start, reporting).
-            for part in ("ray_start_s", "ray_end_s", "driver_s"):
+            for part in OVERHEAD_PARTS:
                 values = [r[part] for r in timed if r.get(part) is not None]
                 if values:
-                    timings[f"{part[:-2]}_per_trial_s"] = sum(values) / len(values)
+                    timings[f"{part.removesuffix('_s')}_per_trial_s"] = sum(values) / len(values)
         state["timings"] = timings
         report = None
         if opts.analysis:
@@ -428,7 +427,7 @@ def results_table(results) -> list[dict[str, Any]]:
                      "test_bertscore_f1": m.get("test/bertscore_f1"),
                      # wall time of the trial vs time inside the training workers: the rest is Ray's
                      "trial_s": m.get("time_total_s"), "train_s": m.get("timing/total_s"),
-                     **{part: m.get(f"timing/{part}") for part in ("ray_start_s", "ray_end_s", "driver_s")}})
+                     **{part: m.get(f"timing/{part}") for part in OVERHEAD_PARTS}})
     return rows
 
 

@@ -50,11 +50,21 @@ def test_table_lists_every_trial():
 def test_concurrency_leaves_room_for_workers_wherever_drivers_land():
     two_small_nodes = [{"CPU": 1.0}, {"CPU": 1.0}]
     # 0.1-CPU drivers + 0.9-CPU workers: two drivers on one node leave it 0.8, no room for a worker
-    assert trials_that_fit(two_small_nodes, 0.1, 1, 0.9) == 1
-    assert trials_that_fit(two_small_nodes, 0.05, 1, 0.9) == 2
-    assert trials_that_fit([{"CPU": 2.0}], 0.1, 1, 0.9) == 2
-    assert trials_that_fit([{"CPU": 2.0}], 0.1, 2, 0.9) == 1
-    assert trials_that_fit([{"CPU": 1.0}], 0.1, 1, 1.0) == 0
+    assert trials_that_fit(two_small_nodes, {"CPU": 0.1}, 1, {"CPU": 0.9}) == 1
+    assert trials_that_fit(two_small_nodes, {"CPU": 0.05}, 1, {"CPU": 0.9}) == 2
+    assert trials_that_fit([{"CPU": 2.0}], {"CPU": 0.1}, 1, {"CPU": 0.9}) == 2
+    assert trials_that_fit([{"CPU": 2.0}], {"CPU": 0.1}, 2, {"CPU": 0.9}) == 1
+    assert trials_that_fit([{"CPU": 1.0}], {"CPU": 0.1}, 1, {"CPU": 1.0}) == 0
+    gpu_worker = {"CPU": 2.0, "GPU": 1.0}
     gpu_nodes = [{"CPU": 8.0, "GPU": 4.0}] * 2
-    assert trials_that_fit(gpu_nodes, 1.0, 2, 2.0, 1.0) == 2  # CPU-bound: 3 drivers would leave 2 worker slots a node
-    assert trials_that_fit([{"CPU": 64.0, "GPU": 4.0}] * 2, 1.0, 2, 2.0, 1.0) == 4  # GPU-bound
+    assert trials_that_fit(gpu_nodes, {"CPU": 1.0}, 2, gpu_worker) == 2  # CPU-bound: 3 drivers leave 2 slots a node
+    assert trials_that_fit([{"CPU": 64.0, "GPU": 4.0}] * 2, {"CPU": 1.0}, 2, gpu_worker) == 4  # GPU-bound
+    assert trials_that_fit([{"CPU": 64.0}], {"CPU": 1.0}, 1, gpu_worker) == 0  # no GPU node at all
+
+
+def test_worker_resources_are_one_definition():
+    r = BASE.resources
+    assert r.worker_resources() == {"CPU": 0.9}
+    gpu = r.model_copy(update={"use_gpu": True})
+    assert gpu.worker_resources() == {"CPU": 0.9, "GPU": 1.0}
+    assert gpu.model_copy(update={"gpus_per_worker": 0.5}).worker_resources() == {"CPU": 0.9, "GPU": 0.5}

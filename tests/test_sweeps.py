@@ -84,7 +84,7 @@ from r2d.sweep import trials_that_fit
 address, driver_cpus, worker_cpus, forced = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 ray.init(address=address, log_to_driver=False)
 nodes = [n for n in ray.nodes() if n["Alive"]]
-n = trials_that_fit([node["Resources"] for node in nodes], driver_cpus, 1, worker_cpus)
+n = trials_that_fit([node["Resources"] for node in nodes], {"CPU": driver_cpus}, 1, {"CPU": worker_cpus})
 n = int(forced) if forced != "computed" else n
 
 @ray.remote
@@ -199,4 +199,3 @@ def test_killed_driver_resumes_without_duplicates(ray_cluster, tmp_path):
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert sorted(k.data.tags["r2d.variant"] for k in finished) == ["combined_ft", "dss", "r2d", "sft"]
     assert not [k for k in kids if k.info.status == "RUNNING"]
-
