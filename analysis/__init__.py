@@ -5,7 +5,12 @@ tables can be read and regenerated on a laptop. Modules, in data-path order:
 
 - `analysis.runs`     read run directories or MLflow runs; group into systems; match seeds and examples
 - `analysis.metrics`  the metrics, each as per-example sufficient statistics + a finalize function
-- `analysis.stats`    pure, vectorised, seeded statistics: bootstrap CIs, paired tests, corrections
+- `analysis.sufficient`   each metric as per-example sufficient statistics + finalize (mean, macro-F1, BLEU)
+- `analysis.resampling`   canonical array shapes; resample counts and swap masks; one matrix product per draw
+- `analysis.intervals`    bootstrap distribution, percentile and BCa confidence intervals
+- `analysis.significance` paired tests on the same examples: paired bootstrap, randomisation, McNemar
+- `analysis.across_seeds` tests over seed-matched runs: paired t-test, Wilcoxon signed-rank
+- `analysis.power`        Holm / Bonferroni corrections, minimum detectable effect
 - `analysis.tables`   the significance table as Markdown, LaTeX (booktabs) and CSV, with signatures
 - `analysis.plots`    PNG plots on a headless Agg canvas
 - `analysis.report`   `build_report(...)` and the CLI `python -m analysis report ...`

@@ -2,7 +2,7 @@
 
 Per-example metrics (a column of the predictions file, averaged) and corpus metrics (recomputed
 from the label or rationale columns on every resample) go through the same statistics engine
-(`analysis.stats`), so every test and interval applies to every metric.
+(`analysis.sufficient`, resampled by `analysis.resampling`), so every test and interval applies to every metric.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis import stats
+from analysis import sufficient
 from r2d.schema import CORPUS_METRICS, PER_EXAMPLE_METRICS
 
 
@@ -31,18 +31,18 @@ class MetricSpec:
     @property
     def finalize(self) -> Callable[[np.ndarray], np.ndarray]:
         return {
-            "mean": stats.mean_from_sums,
-            "macro_f1": stats.macro_f1_from_sums,
-            "corpus_bleu": stats.bleu_from_sums,
+            "mean": sufficient.mean_from_sums,
+            "macro_f1": sufficient.macro_f1_from_sums,
+            "corpus_bleu": sufficient.bleu_from_sums,
         }[self.kind]
 
     def statistics(self, frame: pd.DataFrame, labels: list[str]) -> np.ndarray:
         """Sufficient statistics `[n, d]` of one run's (matched) predictions."""
         if self.kind == "mean":
-            return stats.mean_stats(frame[self.column].to_numpy(dtype=np.float64), nan_policy="omit")
+            return sufficient.mean_stats(frame[self.column].to_numpy(dtype=np.float64), nan_policy="omit")
         if self.kind == "macro_f1":
-            return stats.macro_f1_stats(frame["gold_label"].to_numpy(), frame["pred_label"].to_numpy(), labels)
-        return stats.bleu_stats(frame["pred_rationale"].tolist(), frame["gold_rationale"].tolist())
+            return sufficient.macro_f1_stats(frame["gold_label"].to_numpy(), frame["pred_label"].to_numpy(), labels)
+        return sufficient.bleu_stats(frame["pred_rationale"].tolist(), frame["gold_rationale"].tolist())
 
     def available(self, frame: pd.DataFrame) -> bool:
         """Whether the run has this metric at all (an unconfigured judge leaves its column empty)."""

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import __version__, stats
+from analysis import __version__, across_seeds, intervals, power, resampling, significance, sufficient
 from analysis.metrics import DEFAULT_METRICS, METRICS, MetricSpec, resolve_metric
 from analysis.runs import InputError, Run, Study, System, build_study, load_mlflow_runs, load_run_dirs
 from analysis.tables import ComparisonRow, csv_table, latex_table, markdown_table
@@ -231,8 +231,8 @@ def _analyse_metric(
         by_seeds.setdefault(tuple(system.seeds), []).append(system)
     for seeds, members in by_seeds.items():
         block = np.stack([cache.system(system, seeds, spec) for system in members])
-        intervals = stats.bootstrap_cis(block, method=options["ci"], confidence=options["confidence"], **common)
-        per_seed = stats.per_run_scores(block, finalize)
+        cis = intervals.bootstrap_cis(block, method=options["ci"], confidence=options["confidence"], **common)
+        per_seed = sufficient.per_run_scores(block, finalize)
         for index, system in enumerate(members):
             baseline = baselines.get(system.stratum)
             rows[system.name] = ComparisonRow(
@@ -243,10 +243,10 @@ def _analyse_metric(
                 settings=dict(system.settings),
                 n_examples=n_examples,
                 seeds=list(seeds),
-                estimate=float(intervals.estimate[index]),
-                ci_low=float(intervals.low[index]),
-                ci_high=float(intervals.high[index]),
-                ci_method=intervals.method,
+                estimate=float(cis.estimate[index]),
+                ci_low=float(cis.low[index]),
+                ci_high=float(cis.high[index]),
+                ci_method=cis.method,
                 seed_scores={seed: float(score) for seed, score in zip(seeds, per_seed[index], strict=True)},
             )
 
@@ -266,22 +266,24 @@ def _analyse_metric(
         baseline = study.system(baseline_name)
         base = cache.system(baseline, seeds, spec)
         block = np.stack([cache.system(system, seeds, spec) for system in members])
-        paired = stats.paired_bootstrap(base, block, method=options["ci"], confidence=options["confidence"], **common)
-        randomized = stats.approximate_randomization(
+        paired = significance.paired_bootstrap(
+            base, block, method=options["ci"], confidence=options["confidence"], **common
+        )
+        randomized = significance.approximate_randomization(
             base, block, finalize=finalize, n_trials=options["n_resamples"], seed=options["seed"]
         )
         mcnemar = None
         if spec.binary:
-            mcnemar = stats.mcnemar_exact(
+            mcnemar = significance.mcnemar_exact(
                 cache.correctness(baseline, seeds, spec),
                 np.stack([cache.correctness(s, seeds, spec) for s in members]),
             )
         ttest = wilcoxon = None
         if len(seeds) >= 2:
-            base_seed_scores = stats.per_run_scores(base, finalize)
-            system_seed_scores = stats.per_run_scores(block, finalize)
-            ttest = stats.paired_ttest(base_seed_scores, system_seed_scores, confidence=options["confidence"])
-            wilcoxon = stats.wilcoxon_signed_rank(base_seed_scores, system_seed_scores)
+            base_seed_scores = sufficient.per_run_scores(base, finalize)
+            system_seed_scores = sufficient.per_run_scores(block, finalize)
+            ttest = across_seeds.paired_ttest(base_seed_scores, system_seed_scores, confidence=options["confidence"])
+            wilcoxon = across_seeds.wilcoxon_signed_rank(base_seed_scores, system_seed_scores)
         test = _primary_test(options["test"], len(seeds))
         for index, system in enumerate(members):
             row = rows[system.name]
@@ -329,7 +331,7 @@ def _analyse_metric(
         ordered += [rows[system.name] for system in members]
     compared = [row for row in ordered if row.compared and not math.isnan(row.p_value)]
     adjusted = (
-        stats.adjust_pvalues(np.array([row.p_value for row in compared]), options["correction"]) if compared else []
+        power.adjust_pvalues(np.array([row.p_value for row in compared]), options["correction"]) if compared else []
     )
     for row, p_adjusted in zip(compared, adjusted, strict=True):
         row.p_adjusted = float(p_adjusted)
@@ -338,7 +340,7 @@ def _analyse_metric(
         if row.system in std_errors:
             std_error, df = std_errors[row.system]
             row.mde = float(
-                stats.minimum_detectable_effect(
+                power.minimum_detectable_effect(
                     std_error, alpha=options["alpha"], n_comparisons=max(1, len(compared)), df=df
                 )
             )
@@ -397,7 +399,7 @@ def build_report(
     test: str = "auto",
     ci: str = "bca",
     confidence: float = 0.95,
-    n_resamples: int = stats.DEFAULT_RESAMPLES,
+    n_resamples: int = resampling.DEFAULT_RESAMPLES,
     seed: int = 0,
     correction: str = "holm",
     alpha: float = 0.05,
@@ -426,11 +428,11 @@ def build_report(
         if isinstance(runs, Study)
         else build_study(runs, split=split, dataset=dataset, source_option=source_option)
     )
-    if len(study.example_ids) < stats.MIN_EXAMPLES:
+    if len(study.example_ids) < resampling.MIN_EXAMPLES:
         raise InputError(
             source_option,
             f"only {len(study.example_ids)} examples are common to all runs; "
-            f"the bootstrap needs at least {stats.MIN_EXAMPLES}",
+            f"the bootstrap needs at least {resampling.MIN_EXAMPLES}",
         )
     notes = list(extra_notes) + list(study.notes)
     specs = _choose_metrics(study, metrics, notes)
@@ -596,7 +598,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--resamples",
         type=int,
-        default=stats.DEFAULT_RESAMPLES,
+        default=resampling.DEFAULT_RESAMPLES,
         help="bootstrap resamples and randomisation trials (default 10000)",
     )
     report.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
