@@ -3,7 +3,9 @@
 Imports no torch and nothing from `r2d` but `r2d.schema` (the predictions-file format), so that
 tables can be read and regenerated on a laptop. Modules, in data-path order:
 
-- `analysis.runs`     read run directories or MLflow runs; group into systems; match seeds and examples
+- `analysis.runs`          load run directories (run.json + predictions CSV) into `Run`s
+- `analysis.mlflow_runs`   load training runs from MLflow (cached artifacts) and their sweep parents
+- `analysis.systems`       group runs into systems, match seeds and example ids: `MatchedSystems`
 - `analysis.metrics`  the metrics, each as per-example sufficient statistics + a finalize function
 - `analysis.sufficient`   each metric as per-example sufficient statistics + finalize (mean, macro-F1, BLEU)
 - `analysis.resampling`   canonical array shapes; resample counts and swap masks; one matrix product per draw

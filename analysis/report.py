@@ -31,8 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from analysis import __version__, across_seeds, intervals, power, resampling, significance, sufficient
+from analysis.errors import InputError
 from analysis.metrics import DEFAULT_METRICS, METRICS, MetricSpec, resolve_metric
-from analysis.runs import InputError, Run, Study, System, build_study, load_mlflow_runs, load_run_dirs
+from analysis.mlflow_runs import load_mlflow_runs
+from analysis.runs import Run, load_run_dirs
+from analysis.systems import MatchedSystems, System, match_systems
 from analysis.tables import ComparisonRow, csv_table, latex_table, markdown_table
 
 TESTS = ("auto", "paired-bootstrap", "randomization", "mcnemar", "t-test", "wilcoxon")
@@ -56,7 +59,7 @@ DEFAULT_BASELINES = (
 class Report:
     """Everything a report computed and wrote. `markdown` is what the CLI prints."""
 
-    study: Study
+    matched: MatchedSystems
     rows: list[ComparisonRow]
     metrics: list[MetricSpec]
     baselines: dict[str, str]  # stratum label -> baseline system name
@@ -74,8 +77,8 @@ class Report:
 # --------------------------------------------------------------------------------------------------
 
 
-def _choose_metrics(study: Study, requested: Sequence[str] | None, notes: list[str]) -> list[MetricSpec]:
-    frames = [run.predictions for system in study.systems for run in system.runs.values()]
+def _choose_metrics(matched: MatchedSystems, requested: Sequence[str] | None, notes: list[str]) -> list[MetricSpec]:
+    frames = [run.predictions for system in matched.systems for run in system.runs.values()]
     if requested:
         specs = []
         for name in requested:
@@ -84,7 +87,7 @@ def _choose_metrics(study: Study, requested: Sequence[str] | None, notes: list[s
                 raise InputError("--metrics", f"unknown metric {name!r}; expected some of: {', '.join(METRICS)}")
             lacking = [
                 run.name
-                for system in study.systems
+                for system in matched.systems
                 for run in system.runs.values()
                 if not spec.available(run.predictions)
             ]
@@ -127,14 +130,14 @@ def _parse_baseline(spec: str) -> dict[str, str] | None:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
-def choose_baselines(study: Study, baseline: str | None) -> dict[tuple, System | None]:
+def choose_baselines(matched: MatchedSystems, baseline: str | None) -> dict[tuple, System | None]:
     """The baseline of each stratum: a system name, a variant, `key=value,...` settings, or the default.
 
     The default is the paper's recipe (r2d, linear, transition 0.6) when present, else r2d, else sft,
     else the first system.
     """
     strata: dict[tuple, list[System]] = {}
-    for system in study.systems:
+    for system in matched.systems:
         strata.setdefault(system.stratum, []).append(system)
     chosen: dict[tuple, System | None] = {}
     for stratum, members in strata.items():
@@ -159,7 +162,7 @@ def choose_baselines(study: Study, baseline: str | None) -> dict[tuple, System |
             )
         chosen[stratum] = candidates[0] if candidates else None
     if baseline is not None and not any(chosen.values()):
-        names = ", ".join(system.name for system in study.systems)
+        names = ", ".join(system.name for system in matched.systems)
         raise InputError(
             "--baseline",
             f"no system matches {baseline!r}; expected a system name ({names}), a variant, or key=value settings",
@@ -180,21 +183,21 @@ def _stratum_label(stratum: tuple) -> str:
 class _Statistics:
     """Sufficient statistics per (system, seed, metric), computed once (corpus BLEU tokenises text)."""
 
-    def __init__(self, study: Study) -> None:
-        self.study = study
+    def __init__(self, matched: MatchedSystems) -> None:
+        self.matched = matched
         self._cache: dict[tuple[str, int, str], np.ndarray] = {}
 
     def run(self, system: System, seed: int, spec: MetricSpec) -> np.ndarray:
         key = (system.name, seed, spec.name)
         if key not in self._cache:
-            self._cache[key] = spec.statistics(self.study.frame(system, seed), self.study.labels)
+            self._cache[key] = spec.statistics(self.matched.frame(system, seed), self.matched.labels)
         return self._cache[key]
 
     def system(self, system: System, seeds: Sequence[int], spec: MetricSpec) -> np.ndarray:
         return np.stack([self.run(system, seed, spec) for seed in seeds])  # [R, n, d]
 
     def correctness(self, system: System, seeds: Sequence[int], spec: MetricSpec) -> np.ndarray:
-        return np.stack([self.study.frame(system, seed)[spec.column].to_numpy(np.float64) for seed in seeds])
+        return np.stack([self.matched.frame(system, seed)[spec.column].to_numpy(np.float64) for seed in seeds])
 
 
 def _primary_test(test: str, n_seeds: int) -> str:
@@ -204,7 +207,7 @@ def _primary_test(test: str, n_seeds: int) -> str:
 
 
 def _analyse_metric(
-    study: Study,
+    matched: MatchedSystems,
     spec: MetricSpec,
     baselines: dict[tuple, System | None],
     cache: _Statistics,
@@ -213,11 +216,11 @@ def _analyse_metric(
 ) -> list[ComparisonRow]:
     finalize = spec.finalize
     common = {"finalize": finalize, "n_resamples": options["n_resamples"], "seed": options["seed"]}
-    n_examples = len(study.example_ids)
+    n_examples = len(matched.example_ids)
     if spec.kind == "mean":
-        for system in study.systems:
+        for system in matched.systems:
             for seed in system.seeds:
-                unscored = int(study.frame(system, seed)[spec.column].isna().sum())
+                unscored = int(matched.frame(system, seed)[spec.column].isna().sum())
                 if unscored:
                     notes.append(
                         f"{spec.name}: {unscored} of {n_examples} examples have no score in "
@@ -227,7 +230,7 @@ def _analyse_metric(
     # each system on its own: estimate, CI, per-seed scores (systems with the same seeds share a draw)
     rows: dict[str, ComparisonRow] = {}
     by_seeds: dict[tuple[int, ...], list[System]] = {}
-    for system in study.systems:
+    for system in matched.systems:
         by_seeds.setdefault(tuple(system.seeds), []).append(system)
     for seeds, members in by_seeds.items():
         block = np.stack([cache.system(system, seeds, spec) for system in members])
@@ -253,7 +256,7 @@ def _analyse_metric(
     # comparisons with the baseline, grouped by (baseline, seeds in common) to share one draw
     std_errors: dict[str, tuple[float, int | None]] = {}  # of each difference, for its MDE
     groups: dict[tuple[str, tuple[int, ...]], list[System]] = {}
-    for system in study.systems:
+    for system in matched.systems:
         baseline = baselines.get(system.stratum)
         if baseline is None or baseline is system:
             continue
@@ -263,7 +266,7 @@ def _analyse_metric(
             continue
         groups.setdefault((baseline.name, shared), []).append(system)
     for (baseline_name, seeds), members in groups.items():
-        baseline = study.system(baseline_name)
+        baseline = matched.system(baseline_name)
         base = cache.system(baseline, seeds, spec)
         block = np.stack([cache.system(system, seeds, spec) for system in members])
         paired = significance.paired_bootstrap(
@@ -325,8 +328,8 @@ def _analyse_metric(
             notes.append(f"{spec.name}: Wilcoxon over {len(seeds)} seeds cannot reach p < 0.0625")
 
     ordered = []
-    for stratum in dict.fromkeys(system.stratum for system in study.systems):
-        members = [system for system in study.systems if system.stratum == stratum]
+    for stratum in dict.fromkeys(system.stratum for system in matched.systems):
+        members = [system for system in matched.systems if system.stratum == stratum]
         members.sort(key=lambda system: not rows[system.name].is_baseline)
         ordered += [rows[system.name] for system in members]
     compared = [row for row in ordered if row.compared and not math.isnan(row.p_value)]
@@ -347,7 +350,7 @@ def _analyse_metric(
     return ordered
 
 
-def _signature(spec: MetricSpec, rows: list[ComparisonRow], options: dict, study: Study) -> str:
+def _signature(spec: MetricSpec, rows: list[ComparisonRow], options: dict, matched: MatchedSystems) -> str:
     tests = "+".join(sorted({row.test for row in rows if row.test})) or "none"
     ci = "+".join(sorted({row.ci_method for row in rows}))
     seeds = sorted({len(row.seeds) for row in rows})
@@ -355,8 +358,8 @@ def _signature(spec: MetricSpec, rows: list[ComparisonRow], options: dict, study
     m = sum(1 for row in rows if row.compared and not math.isnan(row.p_value))
     return (
         f"metric:{spec.name}|test:{tests}|ci:{ci}-{options['confidence'] * 100:g}%|"
-        f"resamples:{options['n_resamples']}|seed:{options['seed']}|n:{len(study.example_ids)}|seeds:{n_seeds}|"
-        f"correction:{options['correction']}(m={m})|alpha:{options['alpha']:g}|split:{study.split}|"
+        f"resamples:{options['n_resamples']}|seed:{options['seed']}|n:{len(matched.example_ids)}|seeds:{n_seeds}|"
+        f"correction:{options['correction']}(m={m})|alpha:{options['alpha']:g}|split:{matched.split}|"
         f"analysis:{__version__}"
     )
 
@@ -391,7 +394,7 @@ def _footer(options: dict, baselines: dict[str, str], tests_used: set[str], seed
 
 
 def build_report(
-    runs: Sequence[Run] | Study,
+    runs: Sequence[Run] | MatchedSystems,
     *,
     out_dir: str | Path | None = None,
     metrics: Sequence[str] | None = None,
@@ -409,7 +412,7 @@ def build_report(
     extra_notes: Sequence[str] = (),
     source_option: str = "--runs",
 ) -> Report:
-    """Analyse runs (or a matched `Study`) and, with `out_dir`, write the table, CSV, LaTeX and plots.
+    """Analyse runs (or `MatchedSystems`) and, with `out_dir`, write the table, CSV, LaTeX and plots.
 
     Raises `InputError` (naming the option) for bad input: no usable run, unknown metric or baseline...
     """
@@ -423,19 +426,19 @@ def build_report(
         raise InputError("--resamples", f"{n_resamples} resamples is too few; expected >= 100 (default 10000)")
     if not 0 < alpha < 1 or not 0 < confidence < 1:
         raise InputError("--alpha", f"expected alpha and confidence in (0, 1), got {alpha} and {confidence}")
-    study = (
+    matched = (
         runs
-        if isinstance(runs, Study)
-        else build_study(runs, split=split, dataset=dataset, source_option=source_option)
+        if isinstance(runs, MatchedSystems)
+        else match_systems(runs, split=split, dataset=dataset, source_option=source_option)
     )
-    if len(study.example_ids) < resampling.MIN_EXAMPLES:
+    if len(matched.example_ids) < resampling.MIN_EXAMPLES:
         raise InputError(
             source_option,
-            f"only {len(study.example_ids)} examples are common to all runs; "
+            f"only {len(matched.example_ids)} examples are common to all runs; "
             f"the bootstrap needs at least {resampling.MIN_EXAMPLES}",
         )
-    notes = list(extra_notes) + list(study.notes)
-    specs = _choose_metrics(study, metrics, notes)
+    notes = list(extra_notes) + list(matched.notes)
+    specs = _choose_metrics(matched, metrics, notes)
     if not specs:
         raise InputError("--metrics", "none of the default metrics is available in every run; name some")
     if test == "mcnemar":
@@ -445,7 +448,7 @@ def build_report(
                 "--test",
                 f"mcnemar: expected 0/1 metrics (correct, consistent, label_valid), got {', '.join(not_binary)}",
             )
-    chosen = choose_baselines(study, baseline)
+    chosen = choose_baselines(matched, baseline)
     for stratum, system in chosen.items():
         if system is None:
             notes.append(
@@ -462,13 +465,13 @@ def build_report(
         "alpha": alpha,
     }
 
-    cache = _Statistics(study)
+    cache = _Statistics(matched)
     rows: list[ComparisonRow] = []
     signatures: dict[str, str] = {}
     for spec in specs:
-        metric_rows = _analyse_metric(study, spec, chosen, cache, options, notes)
+        metric_rows = _analyse_metric(matched, spec, chosen, cache, options, notes)
         rows += metric_rows
-        signatures[spec.name] = _signature(spec, metric_rows, options, study)
+        signatures[spec.name] = _signature(spec, metric_rows, options, matched)
 
     baselines = {_stratum_label(stratum): system.name for stratum, system in chosen.items() if system}
     tests_used = {row.test for row in rows if row.test}
@@ -483,7 +486,7 @@ def build_report(
     markdown = markdown_table(rows, specs, footer + [""] + signature_lines + note_lines)
     latex = latex_table(rows, specs, footer, signature_lines)
     csv_text = csv_table(rows, signatures)
-    report = Report(study, rows, specs, baselines, signatures, notes, markdown, latex, csv_text)
+    report = Report(matched, rows, specs, baselines, signatures, notes, markdown, latex, csv_text)
     if out_dir is not None:
         write_report(report, out_dir, plots=plots)
     return report

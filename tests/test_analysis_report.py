@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.errors import InputError
 from analysis.report import build_report, main, report_for_sweep
-from analysis.runs import InputError, load_run_dirs
+from analysis.runs import load_run_dirs
 
 LABELS = ["home care", "see doctor", "urgent care", "emergency"]
 WORDS = "patient should see doctor home care urgent pain fever since yesterday today chest cough rash".split()
