@@ -3,6 +3,10 @@
 `tiny-t5` is a small T5Config with a SentencePiece unigram tokenizer trained on the training split,
 cached under `model.cache_dir/tokenizers/<content hash>`, so that it works with no model hub.
 Hub ids and local directories go through the real `from_pretrained` code path.
+
+Without a hub, `HUB_T5_SHAPES` gives the architectures of the hub models the presets name (their
+published configs) and `random_init_model` / `save_random_init` build one with random weights and a
+tokenizer trained on the data: the GPU presets' code path, runnable on CPU with the preset's shapes.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (
@@ -116,6 +121,98 @@ def tiny_model(tokenizer: PreTrainedTokenizerBase, cfg: ModelConfig, seed: int) 
     )
     torch.manual_seed(seed)  # the initial weights are part of what a seed fixes
     return T5ForConditionalGeneration(config)
+
+
+# The published configs (config.json on the hub) of the models the presets name, written out so
+# that their shapes need no hub. t5-small/base/large: T5 v1.0 (ReLU feed-forward, the output layer
+# tied to the embeddings); google/flan-t5-large: T5 v1.1 (gated-GELU feed-forward, untied output).
+_T5_COMMON: dict[str, Any] = dict(
+    vocab_size=32128,  # 32,000 SentencePiece pieces + 100 sentinels, padded to a multiple of 128
+    d_kv=64,
+    relative_attention_num_buckets=32,
+    relative_attention_max_distance=128,
+    dropout_rate=0.1,
+    layer_norm_epsilon=1e-6,
+    initializer_factor=1.0,
+    is_encoder_decoder=True,
+    pad_token_id=0,
+    eos_token_id=1,
+    decoder_start_token_id=0,
+)
+HUB_T5_SHAPES: dict[str, dict[str, Any]] = {
+    "t5-small": dict(d_model=512, d_ff=2048, num_heads=8, num_layers=6, num_decoder_layers=6,
+                     feed_forward_proj="relu", tie_word_embeddings=True),
+    "t5-base": dict(d_model=768, d_ff=3072, num_heads=12, num_layers=12, num_decoder_layers=12,
+                    feed_forward_proj="relu", tie_word_embeddings=True),
+    "t5-large": dict(d_model=1024, d_ff=4096, num_heads=16, num_layers=24, num_decoder_layers=24,
+                     feed_forward_proj="relu", tie_word_embeddings=True),
+    "google/flan-t5-large": dict(d_model=1024, d_ff=2816, num_heads=16, num_layers=24, num_decoder_layers=24,
+                                 feed_forward_proj="gated-gelu", tie_word_embeddings=False),
+}
+# The hub's newer ids for the same checkpoints.
+HUB_ALIASES = {"google-t5/t5-small": "t5-small", "google-t5/t5-base": "t5-base", "google-t5/t5-large": "t5-large"}
+
+
+def hub_t5_config(name: str) -> T5Config:
+    """The architecture of a hub T5 model (by its published config), without the hub."""
+    key = HUB_ALIASES.get(name, name)
+    if key not in HUB_T5_SHAPES:
+        raise ModelError(f"model.name={name}: no built-in shape; known: {', '.join(HUB_T5_SHAPES)}")
+    return T5Config(**_T5_COMMON, **HUB_T5_SHAPES[key])
+
+
+def offline_tokenizer(texts: Iterable[str], cfg: ModelConfig, vocab_size: int = 32000) -> PreTrainedTokenizerBase:
+    """A T5-style tokenizer (pad 0, eos 1, unk 2) trained on `texts`, as large as the data allows.
+
+    Not the hub model's tokenizer (that needs the hub): the ids it uses fit inside the model's
+    32,128-row embedding, so the architecture stays exactly the published one.
+    """
+    big = cfg.model_copy(update={"tiny": cfg.tiny.model_copy(update={"vocab_size": vocab_size})})
+    return tiny_tokenizer(texts, big)
+
+
+def build_architecture(name: str, seed: int = 0) -> T5ForConditionalGeneration:
+    """A randomly initialised model of hub model `name`'s architecture (under `torch.device("meta")`,
+    shapes only: how the tests count parameters without allocating them)."""
+    torch.manual_seed(seed)  # the initial weights are part of what a seed fixes
+    model = T5ForConditionalGeneration(hub_t5_config(name))
+    if not HUB_T5_SHAPES[HUB_ALIASES.get(name, name)]["tie_word_embeddings"]:
+        _untie_output_layer(model)
+    return model
+
+
+def random_init_model(
+    name: str, cfg: ModelConfig, seed: int, tokenizer_texts: Iterable[str]
+) -> tuple[T5ForConditionalGeneration, PreTrainedTokenizerBase]:
+    """A randomly initialised model of hub model `name`'s architecture, and an offline tokenizer."""
+    config = hub_t5_config(name)
+    tokenizer = offline_tokenizer(tokenizer_texts, cfg)
+    if len(tokenizer) > config.vocab_size:
+        raise ModelError(f"model.name={name}: tokenizer has {len(tokenizer)} tokens > vocab {config.vocab_size}")
+    return build_architecture(name, seed), tokenizer
+
+
+def save_random_init(name: str, cfg: ModelConfig, seed: int, tokenizer_texts: Iterable[str], out_dir: Path) -> Path:
+    """`random_init_model` saved with save_pretrained (model + tokenizer): a local `model.name`."""
+    model, tokenizer = random_init_model(name, cfg, seed, tokenizer_texts)
+    out_dir = Path(out_dir)
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    return out_dir
+
+
+def _untie_output_layer(model: T5ForConditionalGeneration) -> None:
+    """Give a T5 v1.1 model its own output layer, as the published checkpoints have.
+
+    transformers 5 builds every T5 tied (T5Config forces tie_word_embeddings=True and keeps v1.1's
+    meaning as scale_decoder_outputs=False); a v1.1 checkpoint still loads untied because it holds
+    both matrices. A random model has none, so its output layer is made separate here.
+    """
+    if model.lm_head.weight is model.shared.weight:
+        weight = torch.empty_like(model.shared.weight)
+        torch.nn.init.normal_(weight, mean=0.0, std=model.config.initializer_factor)  # T5's untied lm_head init
+        model.lm_head.weight = torch.nn.Parameter(weight)
+    model.config.tie_word_embeddings = False  # saved as such: a reload keeps both matrices
 
 
 def load_pretrained(name_or_dir: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
