@@ -29,7 +29,8 @@ def main() -> None:
     import ray
 
     from r2d.config import load_config
-    from r2d.distributed import ensure_ray, fit
+    from r2d.distributed import ensure_ray
+    from r2d.runner import train
     from r2d.train import run
 
     out = Path(tempfile.mkdtemp(prefix="r2d-bench-ray-"))
@@ -48,7 +49,7 @@ def main() -> None:
     ensure_ray(cfg)  # the local Ray a user's `r2d train --ray` gets (LOCAL_TRAIN_ENV included)
     result["ray_init_s"] = time.time() - t
     t0 = time.time()
-    summary = fit(cfg, out / "ray")
+    summary = train(cfg, out / "ray", on_ray=True)
     t1 = time.time()
     timings = summary["timings"]
     start = timings["started_at"] - t0

@@ -26,7 +26,8 @@ from r2d import prompts
 from r2d.batches import BatchOrder, pad, pad_targets
 from r2d.config import load_config
 from r2d.decode import LabelScorer, predict_labels
-from r2d.train import TaskModel, prepare
+from r2d.objectives import TaskModel
+from r2d.prepare import prepare
 
 
 def timed(fn, repeats: int) -> float:

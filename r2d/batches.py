@@ -93,3 +93,35 @@ class BatchOrder:
 def step_uniforms(seed: int, step: int, n: int) -> np.ndarray:
     """The scheduled-sampling draws of one global batch: a function of (seed, step) only."""
     return np.random.default_rng([seed, 7919, step]).random(n)
+
+
+@dataclass
+class Batch:
+    """The tensors of one (micro-)batch, built from row indices of a TokenizedSplit."""
+
+    split: TokenizedSplit
+    rows: list[int]
+    pad_id: int
+    device: torch.device
+
+    def inputs(self, field_rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        return pad([field_rows[i] for i in self.rows], self.pad_id, self.device)
+
+    def targets(self, field_rows: list[list[int]]) -> torch.Tensor:
+        return pad_targets([field_rows[i] for i in self.rows], self.pad_id, self.device)
+
+    def predict(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """("predict: x" ids, mask, label targets)."""
+        return (*self.inputs(self.split.predict), self.targets(self.split.label_targets))
+
+    def explain(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """("explain: x" ids, mask, rationale targets)."""
+        return (*self.inputs(self.split.explain), self.targets(self.split.rationale_targets))
+
+    def explain_given(self, label_index: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """("given label: l, explain: x" ids, mask, rationale targets), l per example by index."""
+        given = [self.split.explain_given[k][i] for k, i in zip(label_index, self.rows, strict=True)]
+        return (*pad(given, self.pad_id, self.device), self.targets(self.split.rationale_targets))
+
+    def gold_labels(self) -> list[int]:
+        return [self.split.label_index[i] for i in self.rows]

@@ -11,7 +11,14 @@ import os
 import sys
 from pathlib import Path
 
+from r2d import runner
 from r2d.config import ConfigError, load_config
+from r2d.data import DataError, load_dataset
+from r2d.evaluate import evaluate, write_run_dir
+from r2d.modeling import ModelError
+from r2d.prepare import prepare
+from r2d.runtime import Runtime
+from r2d.schema import CONFIG_FILE, RUN_FILE
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -52,8 +59,6 @@ def cmd_data_summary(args) -> int:
     if args.data_path:
         overrides.append(f"data.path={args.data_path}")
     cfg = load_config(args.config, overrides)
-    from r2d.data import load_dataset
-
     print(json.dumps(load_dataset(cfg.data).summary(), indent=1))
     return 0
 
@@ -64,14 +69,7 @@ def cmd_train(args) -> int:
         overrides.append(f"resources.num_workers={args.workers}")
     cfg = load_config(args.config, overrides)
     out = Path(args.out)
-    if cfg.resources.num_workers > 1 or args.ray:
-        from r2d.distributed import fit
-
-        summary = fit(cfg, out)
-    else:
-        from r2d.tracking import tracked_run
-
-        summary = tracked_run(cfg, out)
+    summary = runner.train(cfg, out, on_ray=cfg.resources.num_workers > 1 or args.ray)
     _print_summary(summary, out)
     return 0
 
@@ -87,25 +85,19 @@ def _print_summary(summary: dict, out: Path) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from r2d.schema import CONFIG_FILE, RUN_FILE
-
     run_dir = Path(args.run)
     if not (run_dir / CONFIG_FILE).exists() or not (run_dir / "model").is_dir():
         raise ConfigError(f"--run {run_dir}: not a finished run directory (expected {CONFIG_FILE} and model/)")
     overrides = [f"model.name={run_dir / 'model'}", *args.overrides]
     overrides.append(f"evaluation.splits={json.dumps(args.split or ['test'])}")
     cfg = load_config(run_dir / CONFIG_FILE, overrides)
-    from r2d.evaluate import evaluate_and_write
-    from r2d.train import Runtime, prepare
-
     # Re-evaluating does not retrain: the saved model is loaded through from_pretrained.
     prep = prepare(cfg, Runtime().device)
     before = json.loads((run_dir / RUN_FILE).read_text()) if (run_dir / RUN_FILE).exists() else {}
-    summary = evaluate_and_write(prep, prep.model, run_dir, Runtime())
-    from r2d.tracking import annotate_run_record
-
+    rows_by_split, summary = evaluate(prep, prep.model, Runtime())
     # run.json is rewritten: keep what tied the run to MLflow and to its sweep
-    annotate_run_record(run_dir, **{k: before[k] for k in ("mlflow_run_id", "sweep_id", "run_name") if k in before})
+    write_run_dir(run_dir, cfg, prep.ds.labels, rows_by_split, summary,
+                  **{k: before[k] for k in ("mlflow_run_id", "sweep_id", "run_name") if k in before})
     _print_summary(summary, run_dir)
     return 0
 
@@ -113,9 +105,6 @@ def cmd_evaluate(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
-    from r2d.data import DataError
-    from r2d.modeling import ModelError
-
     try:
         if args.command == "data":
             return cmd_data_summary(args)

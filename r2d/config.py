@@ -3,6 +3,11 @@
 Every section is a pydantic model that forbids unknown keys, so a typo stops the run with the key
 path and what was expected (`ConfigError`, one line). Step-based quantities of the schedule
 (warm-up, transition) are fractions of Stage 2's `max_steps`, as in the authors' recipe.
+
+A config is resolved once, when it is loaded (`load_config`, `validate_config`): the variant's
+settings are applied (r2d/variants.py) and local paths and the tracking URI are made absolute
+(Ray workers run in other directories). Everything downstream (the trainer, MLflow params and tags,
+config.yaml, run.json, the Stage 1 key) sees that one object. Resolving is idempotent.
 """
 
 from __future__ import annotations
@@ -14,17 +19,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from r2d.variants import VARIANT_NAMES, variant_settings
+
 SHAPES = ("linear", "exponential", "inverse_sigmoid", "step", "constant", "confidence_adaptive")
-VARIANT_NAMES = (
-    "sft",
-    "dss",
-    "r2d",
-    "r2d_no_stage1",
-    "teacher_forcing",
-    "constant_mix",
-    "combined_ft",
-    "student_forcing",
-)
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow 3's own default store, in the working directory
 
 
 class ConfigError(ValueError):
@@ -230,22 +228,33 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """data["a"]["b"]["c"] = value for "a.b.c", creating sections; ConfigError if a parent is a value."""
+    *parents, leaf = dotted.split(".")
+    node = data
+    for i, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: {'.'.join(parents[: i + 1])} is not a section")
+        node = child
+    node[leaf] = value
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply dotted overrides to a raw config dict (validation comes after, on the whole)."""
     for text in overrides:
         path, value = parse_override(text)
-        node = data
-        for i, part in enumerate(path[:-1]):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {text}: {'.'.join(path[: i + 1])} is not a section")
-            node = child
-        node[path[-1]] = value
+        try:
+            set_dotted(data, ".".join(path), value)
+        except ConfigError as err:
+            raise ConfigError(f"--set {text}: {str(err).split(': ', 1)[1]}") from None
     return data
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a YAML file (or the defaults), apply overrides, validate. Raises ConfigError."""
+def read_config(path: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The user's config as a checked dict: a YAML file (or the defaults) plus overrides, every key
+    validated, local paths absolute, but the variant *not* applied. A sweep keeps this as its base
+    and resolves each trial's config from it (base + trial settings) once. Raises ConfigError."""
     data: dict[str, Any] = {}
     source = "config"
     if path is not None:
@@ -262,15 +271,53 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{path}:{where} invalid YAML") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-    data = apply_overrides(data, overrides or [])
-    return validate_config(data, source)
+    data = _validate(apply_overrides(data, overrides or []), source).to_dict()
+    _absolute_paths(data)
+    return data
 
 
-def validate_config(data: dict[str, Any], source: str = "config") -> Config:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML file (or the defaults), apply overrides, validate and resolve. Raises ConfigError."""
+    return validate_config(read_config(path, overrides), str(path) if path is not None else "config")
+
+
+def _validate(data: dict[str, Any], source: str) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_error(err, source)) from None
+
+
+def absolute_path(path: str) -> str:
+    """A local path made absolute; a URI (s3://, gs://, file://) is kept as it is."""
+    return path if "://" in path else os.path.abspath(path)
+
+
+def _absolute_paths(data: dict[str, Any]) -> None:
+    """Workers may run with another cwd (or on another node): local paths become absolute."""
+    for section, key in (("data", "path"), ("model", "cache_dir"), ("stage1", "cache_dir"),
+                         ("resources", "storage_path")):
+        value = data[section].get(key)
+        if value:
+            data[section][key] = absolute_path(value)
+    name = data["model"]["name"]
+    if "://" not in name and not os.path.isabs(name) and os.path.exists(name):  # a local model directory
+        data["model"]["name"] = os.path.abspath(name)
+    uri = data["tracking"]["tracking_uri"] or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        uri = prefix + os.path.abspath(uri[len(prefix):])
+    data["tracking"]["tracking_uri"] = uri
+
+
+def validate_config(data: dict[str, Any], source: str = "config") -> Config:
+    """Validate a raw config dict and resolve it: the variant's settings applied, paths absolute."""
+    user = _validate(data, source)
+    resolved = user.to_dict()
+    for dotted, value in variant_settings(user.variant).items():
+        set_dotted(resolved, dotted, value)
+    _absolute_paths(resolved)
+    return _validate(resolved, f"{source} (variant {user.variant})")
 
 
 def dump_config(config: Config, path: str | Path) -> None:

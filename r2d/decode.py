@@ -32,12 +32,6 @@ def encode(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int
     return {k: v.to(device) for k, v in enc.items()}
 
 
-def target_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int, device: torch.device):
-    """Decoder targets with padding masked out of the loss (-100)."""
-    ids = encode(tokenizer, texts, max_length, device)["input_ids"]
-    return ids.masked_fill(ids == tokenizer.pad_token_id, -100)
-
-
 @dataclass
 class LabelPredictions:
     labels: list[str]  # predicted label, verbatim if outside the set

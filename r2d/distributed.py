@@ -6,8 +6,8 @@ Checkpoints go through `ray.train.report` from rank 0 at each evaluation, so `Fa
 restarts resume from the last one. The finished run directory (predictions, metrics, model) is
 reported as the final checkpoint: the storage path is the only thing nodes share.
 
-Driver side: `fit()` opens the MLflow run, runs the trainer, copies the run directory out of
-storage, logs artifacts and ends the run FINISHED or FAILED.
+Driver side: `ensure_ray` (join a cluster or start a local Ray), `make_trainer`, `fetch_run_dir`;
+r2d/runner.py owns a run's life around them (MLflow run, end state).
 """
 
 from __future__ import annotations
@@ -16,41 +16,25 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
+import ray.train
+import ray.train.torch
 import torch
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
 
 from r2d.config import Config, validate_config
-from r2d.train import Runtime
+from r2d.record import final_metrics
+from r2d.runtime import Runtime
+from r2d.train import run
 
 FINAL_MARKER = "r2d_final"
 LOCAL_TRAIN_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_METRICS_ENABLED": "0",
                    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5"}
-
-
-def absolute_paths(cfg: Config) -> Config:
-    """Workers may run with another cwd (or on another node): send absolute local paths."""
-    data = cfg.to_dict()
-
-    def fix(section: dict, key: str) -> None:
-        value = section.get(key)
-        if value and "://" not in value and not os.path.isabs(value):
-            if key != "name" or os.path.exists(value):
-                section[key] = os.path.abspath(value)
-
-    fix(data["data"], "path")
-    fix(data["model"], "cache_dir")
-    fix(data["model"], "name")
-    fix(data["stage1"], "cache_dir")
-    fix(data["resources"], "storage_path")
-    return validate_config(data)
-
-
-def storage_uri(path: str) -> str:
-    return path if "://" in path else os.path.abspath(path)
 
 
 # --------------------------------------------------------------------------- worker side
@@ -59,8 +43,6 @@ class RayRuntime(Runtime):
     """Runtime inside a Ray Train worker."""
 
     def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        import ray.train.torch
-
         return ray.train.torch.prepare_model(module) if self.world_size > 1 else module.to(self.device)
 
     def gather(self, items: list) -> list:
@@ -83,14 +65,10 @@ class RayRuntime(Runtime):
             torch.distributed.barrier()
 
     def describe(self) -> dict[str, Any]:
-        import ray
-
         me = {"rank": self.rank, "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
         return {"world_size": self.world_size, "device": str(self.device), "workers": self.gather([me])}
 
     def report(self, step: int, metrics: list[tuple[int, dict]], checkpoint: Path | None) -> None:
-        import ray.train
-
         latest = {k: v for _, rec in metrics for k, v in rec.items() if isinstance(v, (int, float))}
         latest["step"] = step
         # Tune searchers (Optuna) read their metric from every result, mid-training ones included.
@@ -103,11 +81,6 @@ class RayRuntime(Runtime):
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
-    import ray.train
-    import ray.train.torch
-
-    from r2d.train import run
-
     cfg = validate_config(config["cfg"])
     ctx = ray.train.get_context()
     runtime = RayRuntime(device=ray.train.torch.get_device(), rank=ctx.get_world_rank(),
@@ -115,6 +88,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     if cfg.resources.torch_threads:
         torch.set_num_threads(cfg.resources.torch_threads)
     if config.get("tracking") and runtime.is_main:
+        # Imported here: mlflow is heavy and a worker without tracking (Stage 1 phase) need not load it.
         from r2d.tracking import MetricLogger
 
         runtime.on_report = MetricLogger(*config["tracking"])
@@ -140,21 +114,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
         (out_dir / FINAL_MARKER).write_text(json.dumps({"splits": list(summary.get("splits", {}))}))
         final = ray.train.Checkpoint.from_directory(str(out_dir))
-    ray.train.report({"final": 1, "objective": summary["stage2"]["best_dev_macro_f1"], **_flat_final(summary)},
+    ray.train.report({"final": 1, "objective": summary["stage2"]["best_dev_macro_f1"], **final_metrics(summary)},
                      checkpoint=final)
     shutil.rmtree(local, ignore_errors=True)
-
-
-def _flat_final(summary: dict) -> dict[str, float]:
-    return {f"{split}/{k}": float(v) for split, m in summary.get("splits", {}).items()
-            for k, v in m.items() if isinstance(v, (int, float))}
 
 
 # --------------------------------------------------------------------------- driver side
 def ensure_ray(cfg: Config) -> None:
     """Join `resources.ray_address` (e.g. "auto") or start a local Ray on 127.0.0.1."""
-    import ray
-
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -174,9 +141,6 @@ def ensure_ray(cfg: Config) -> None:
 
 def make_trainer(cfg: Config, name: str, tracking: tuple[str, str] | None = None, callbacks: list | None = None,
                  extra_config: dict | None = None):
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
     r = cfg.resources
     return TorchTrainer(
         train_loop_per_worker,
@@ -185,7 +149,7 @@ def make_trainer(cfg: Config, name: str, tracking: tuple[str, str] | None = None
                                      resources_per_worker=r.worker_resources()),
         run_config=RunConfig(
             name=name,
-            storage_path=storage_uri(r.storage_path),
+            storage_path=r.storage_path,  # absolute since the config was loaded
             failure_config=FailureConfig(max_failures=r.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             callbacks=callbacks or [],
@@ -207,61 +171,3 @@ def fetch_run_dir(result, out_dir: Path) -> None:
             if target.is_dir():
                 shutil.rmtree(target)
             shutil.move(str(item), str(target))
-
-
-def fit_stage1(cfg: Config, callbacks: list | None = None) -> dict[str, Any]:
-    """Train (or find) the Stage 1 result of `cfg` on Ray Train; not tracked as a run of its own."""
-    cfg = absolute_paths(cfg)
-    ensure_ray(cfg)
-    from r2d.train import stage1_key, stage1_location
-
-    trainer = make_trainer(cfg, f"stage1-{stage1_key(cfg)}", None, callbacks, {"stage1_only": True})
-    result = trainer.fit()
-    if result.error:
-        raise result.error
-    return {"location": stage1_location(cfg), **(result.metrics or {})}
-
-
-def fit(cfg: Config, out_dir: Path, parent_run_id: str | None = None, tags: dict[str, str] | None = None,
-        callbacks: list | None = None, extra_config: dict | None = None) -> dict[str, Any]:
-    """Run one training on Ray Train, tracked in MLflow when `tracking.enabled`; returns metrics.json."""
-    from r2d import tracking as trk
-    from r2d.variants import resolve
-
-    cfg = absolute_paths(cfg)
-    out_dir = Path(out_dir)
-    ensure_ray(cfg)
-    t_called = time.time()
-    uri = run_id = None
-    if cfg.tracking.enabled:
-        uri, run_id = trk.start_run(cfg, parent_run_id, tags)
-    name = f"{cfg.run_name or 'r2d'}-{run_id or os.urandom(4).hex()}"
-    try:
-        t_fit = time.time()
-        trainer = make_trainer(cfg, name, (uri, run_id) if run_id else None, callbacks, extra_config)
-        result = trainer.fit()
-        t_returned = time.time()
-        if result.error:
-            raise result.error
-        fetch_run_dir(result, out_dir)
-        summary = json.loads((out_dir / "metrics.json").read_text())
-        # Where a training's wall time outside its workers goes (the clocks of one machine or of
-        # NTP-synced nodes): Ray Train's start-up and teardown, and the driver's own work.
-        t = summary.setdefault("timings", {})
-        if "started_at" in t and "finished_at" in t:
-            t["ray_start_s"] = t["started_at"] - t_fit
-            t["ray_end_s"] = t_returned - t["finished_at"]
-        if run_id:
-            trk.annotate_run_record(out_dir, mlflow_run_id=run_id,
-                                    **({"sweep_id": tags.get("r2d.sweep_id")} if tags else {}))
-            trk.log_final(uri, run_id, out_dir, summary, cfg.tracking.log_model)
-        t["driver_s"] = (t_fit - t_called) + (time.time() - t_returned)  # MLflow, copying the run out
-    except BaseException as err:
-        trk.mark_failed(resolve(cfg), out_dir, err)
-        if run_id:
-            trk.log_final(uri, run_id, out_dir, {})
-            trk.end_run(uri, run_id, error=err if not isinstance(err, KeyboardInterrupt) else "KeyboardInterrupt")
-        raise
-    if run_id:
-        trk.end_run(uri, run_id)
-    return summary

@@ -1,43 +1,31 @@
-"""MLflow: one run per training, params = the flattened resolved config, metrics per evaluation,
-artifacts = the run directory (config, metrics.json, predictions), and a terminal status that is
-always set: FINISHED, or FAILED with the error as a tag. A run is never left RUNNING.
+"""MLflow calls, and nothing else from r2d: runs, params, metrics, artifacts, terminal states.
 
-The driver (this process, or a Tune trial) creates and ends the run; the training worker of rank 0
-only logs into it by id, so a restarted worker goes on logging into the same run.
+r2d/runner.py decides what to log and when; this module only talks to the tracking server. A run
+is created by a driver (this process, or a Tune trial) and ended by it; the training worker of
+rank 0 only logs metrics into it by id (`MetricLogger`), so a restarted worker goes on logging
+into the same run.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-from r2d import schema
-from r2d.config import Config, flatten
-from r2d.variants import resolve
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
 
-DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow 3's own default store, in the working directory
-
-
-def tracking_uri(cfg: Config) -> str:
-    """The configured URI; a relative sqlite path is made absolute, because Ray workers run elsewhere."""
-    uri = cfg.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        uri = prefix + os.path.abspath(uri[len(prefix):])
-    return uri
+MAX_PARAMS_PER_CALL = 100  # log_batch takes at most 100 params per call
+MAX_METRICS_PER_CALL = 1000
 
 
-def client(uri: str):
-    from mlflow import MlflowClient
-
+def client(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
 def experiment_id(uri: str, name: str) -> str:
+    """The experiment's id, created if missing (artifacts beside a sqlite database)."""
     c = client(uri)
     exp = c.get_experiment_by_name(name)
     if exp is not None:
@@ -51,40 +39,68 @@ def experiment_id(uri: str, name: str) -> str:
         return c.get_experiment_by_name(name).experiment_id
 
 
-def run_tags(cfg: Config, extra: dict[str, str] | None = None) -> dict[str, str]:
-    from r2d.evaluate import git_commit
-
-    tags = {
-        "r2d.variant": cfg.variant,
-        "r2d.dataset": cfg.data.dataset,
-        "r2d.rationale_source": cfg.data.rationale_source,
-        "r2d.seed": str(cfg.seed),
-        "r2d.schedule_shape": cfg.stage2.schedule.shape,
-    }
-    commit = git_commit()
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
-    tags.update(extra or {})
-    return tags
-
-
-def start_run(cfg: Config, parent_run_id: str | None = None, tags: dict[str, str] | None = None,
-              run_name: str | None = None) -> tuple[str, str]:
-    """Create a run with params and tags; returns (tracking uri, run id)."""
-    from mlflow.entities import Param, RunTag
-
-    uri = tracking_uri(cfg)
+def start_run(uri: str, experiment: str, run_name: str | None, params: dict[str, Any], tags: dict[str, str],
+              parent_run_id: str | None = None) -> str:
+    """Create a RUNNING run with params and tags (a child when `parent_run_id`); returns its id."""
     c = client(uri)
-    all_tags = run_tags(cfg, tags)
+    all_tags = dict(tags)
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
-    run = c.create_run(experiment_id(uri, cfg.tracking.experiment), run_name=run_name or cfg.run_name,
-                       tags=all_tags)
-    params = [Param(k, str(v)[:6000]) for k, v in flatten(cfg.to_dict()).items()]
-    for i in range(0, len(params), 100):  # log_batch takes at most 100 params per call
-        c.log_batch(run.info.run_id, params=params[i : i + 100])
+    run = c.create_run(experiment_id(uri, experiment), run_name=run_name, tags=all_tags)
+    flat = [Param(k, str(v)[:6000]) for k, v in params.items()]
+    for i in range(0, len(flat), MAX_PARAMS_PER_CALL):
+        c.log_batch(run.info.run_id, params=flat[i : i + MAX_PARAMS_PER_CALL])
     c.log_batch(run.info.run_id, tags=[RunTag("mlflow.runName", run.info.run_name)])
-    return uri, run.info.run_id
+    return run.info.run_id
+
+
+def log_metrics(uri: str, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+    for i in range(0, len(batch), MAX_METRICS_PER_CALL):
+        client(uri).log_batch(run_id, metrics=batch[i : i + MAX_METRICS_PER_CALL])
+
+
+def log_artifacts(uri: str, run_id: str, out_dir: Path, files: list[str], dirs: list[str]) -> None:
+    """The listed files and folders of `out_dir` that exist, at the same relative paths."""
+    c = client(uri)
+    for name in files:
+        if (out_dir / name).exists():
+            c.log_artifact(run_id, str(out_dir / name))
+    for name in dirs:
+        if (out_dir / name).is_dir():
+            c.log_artifacts(run_id, str(out_dir / name), name)
+
+
+def set_tags(uri: str, run_id: str, tags: dict[str, str]) -> None:
+    c = client(uri)
+    for key, value in tags.items():
+        c.set_tag(run_id, key, str(value)[:5000])
+
+
+def end_run(uri: str, run_id: str, status: str = "FINISHED", error: str | None = None) -> None:
+    """FINISHED, FAILED or KILLED; the reason of a failure as the tag r2d.error."""
+    if error is not None:
+        set_tags(uri, run_id, {"r2d.error": error})
+    client(uri).set_terminated(run_id, status=status)
+
+
+def reopen_run(uri: str, run_id: str) -> None:
+    client(uri).update_run(run_id, status="RUNNING")
+
+
+def search_runs(uri: str, experiment: str, filter_string: str, max_results: int = 1000) -> list:
+    return client(uri).search_runs([experiment_id(uri, experiment)], filter_string=filter_string,
+                                   max_results=max_results)
+
+
+def close_running(uri: str, experiment: str, sweep_id: str, keep: str, why: str) -> int:
+    """Runs of a sweep left RUNNING by a dead process end as KILLED, with why; `keep` is left alone."""
+    runs = search_runs(uri, experiment, f"tags.`r2d.sweep_id` = '{sweep_id}' and attributes.status = 'RUNNING'")
+    closed = [r for r in runs if r.info.run_id != keep]
+    for r in closed:
+        end_run(uri, r.info.run_id, "KILLED", why)
+    return len(closed)
 
 
 class MetricLogger:
@@ -113,93 +129,10 @@ class MetricLogger:
         return self._logged
 
     def __call__(self, step: int, records: list[tuple[int, dict]]) -> None:
-        from mlflow.entities import Metric
-
         logged = self._last_logged()
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, s) for s, rec in records for k, v in rec.items()
                    if isinstance(v, (int, float)) and s > logged.get(k.split("/")[0], -1)]
         c = client(self.uri)
-        for i in range(0, len(metrics), 1000):
-            c.log_batch(self.run_id, metrics=metrics[i : i + 1000])
-
-
-def log_final(uri: str, run_id: str, out_dir: Path, summary: dict[str, Any], log_model: bool = False) -> None:
-    """Final metrics per split and the run directory as artifacts (weights only if asked)."""
-    from mlflow.entities import Metric
-
-    c = client(uri)
-    now = int(time.time() * 1000)
-    metrics = [Metric(f"{split}/{k}", float(v), now, 0) for split, m in summary.get("splits", {}).items()
-               for k, v in m.items() if isinstance(v, (int, float))]
-    if "stage2" in summary:  # the model-selection score, the sweep's objective
-        metrics.append(Metric("best_dev_macro_f1", float(summary["stage2"]["best_dev_macro_f1"]), now, 0))
-    if metrics:
-        c.log_batch(run_id, metrics=metrics)
-    for note in summary.get("notes", []):
-        c.set_tag(run_id, "r2d.note", note[:5000])
-    for name in (schema.RUN_FILE, schema.CONFIG_FILE, schema.METRICS_FILE):
-        if (out_dir / name).exists():
-            c.log_artifact(run_id, str(out_dir / name))
-    if (out_dir / schema.PREDICTIONS_DIR).is_dir():
-        c.log_artifacts(run_id, str(out_dir / schema.PREDICTIONS_DIR), schema.PREDICTIONS_DIR)
-    if log_model and (out_dir / "model").is_dir():
-        c.log_artifacts(run_id, str(out_dir / "model"), "model")
-
-
-def end_run(uri: str, run_id: str, error: BaseException | str | None = None) -> None:
-    c = client(uri)
-    if error is not None:
-        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        c.set_tag(run_id, "r2d.error", text[:5000])
-        c.set_terminated(run_id, status="FAILED")
-    else:
-        c.set_terminated(run_id, status="FINISHED")
-
-
-def annotate_run_record(out_dir: Path, **fields: Any) -> None:
-    path = Path(out_dir) / schema.RUN_FILE
-    if path.exists():
-        record = json.loads(path.read_text())
-        record.update(fields)
-        path.write_text(json.dumps(record, indent=1))
-
-
-def mark_failed(cfg: Config, out_dir: Path, err: BaseException) -> None:
-    """A run directory of a failed run says so (run.json status FAILED), never looks complete."""
-    from r2d.evaluate import write_run_record
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_run_record(cfg, out_dir, status="FAILED", splits=[], labels=[], error=f"{type(err).__name__}: {err}")
-
-
-def tracked_run(cfg: Config, out_dir: Path, parent_run_id: str | None = None,
-                tags: dict[str, str] | None = None) -> dict[str, Any]:
-    """Train in this process (one worker), tracked in MLflow when `tracking.enabled`."""
-    from r2d.train import Runtime, run
-
-    out_dir = Path(out_dir)
-    runtime = Runtime(checkpoint_dir=out_dir / "checkpoints")
-    latest = out_dir / "checkpoints" / "latest"
-    if latest.exists():
-        runtime.resume_from = latest  # a run directory with a checkpoint continues from it
-    if not cfg.tracking.enabled:
-        try:
-            return run(cfg, out_dir, runtime)
-        except BaseException as err:
-            mark_failed(resolve(cfg), out_dir, err)
-            raise
-    uri, run_id = start_run(cfg, parent_run_id, tags)
-    runtime.on_report = MetricLogger(uri, run_id)
-    try:
-        summary = run(cfg, out_dir, runtime)
-        annotate_run_record(out_dir, mlflow_run_id=run_id, **({"sweep_id": tags.get("r2d.sweep_id")} if tags else {}))
-        log_final(uri, run_id, out_dir, summary, cfg.tracking.log_model)
-    except BaseException as err:
-        mark_failed(resolve(cfg), out_dir, err)
-        log_final(uri, run_id, out_dir, {})
-        end_run(uri, run_id, error=err if not isinstance(err, KeyboardInterrupt) else "KeyboardInterrupt")
-        traceback.print_exc()
-        raise
-    end_run(uri, run_id)
-    return summary
+        for i in range(0, len(metrics), MAX_METRICS_PER_CALL):
+            c.log_batch(self.run_id, metrics=metrics[i : i + MAX_METRICS_PER_CALL])

@@ -1,15 +1,14 @@
 """The variants of DESIGN section 4 as data: each is a bundle of settings over the one trainer.
 
-`resolve(config)` applies a variant's settings to a config and returns the config that actually
-runs (logged and saved as such), so a variant never needs a code path of its own.
+Nothing here runs: `r2d.config` applies a variant's settings when a config is loaded, so the
+config every module sees (and MLflow, config.yaml and run.json record) is the one that runs, and a
+variant never needs a code path of its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
-
-from r2d.config import Config, validate_config
 
 Objective = Literal["label_only", "multitask", "joint"]
 
@@ -45,21 +44,10 @@ VARIANTS: dict[str, Variant] = {
                 "the other extreme: predicted label always"),
     ]
 }
+VARIANT_NAMES = tuple(VARIANTS)
 
 
-def get_variant(name: str) -> Variant:
-    return VARIANTS[name]
-
-
-def resolve(config: Config) -> Config:
-    """The config that runs: the variant's settings applied over the user's (variant wins)."""
-    variant = VARIANTS[config.variant]
-    data = config.to_dict()
-    data["stage1"]["enabled"] = variant.stage1
-    for dotted, value in variant.overrides.items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return validate_config(data, source=f"variant {variant.name}")
+def variant_settings(name: str) -> dict[str, Any]:
+    """The dotted settings a variant fixes, `stage1.enabled` included (they win over the user's)."""
+    variant = VARIANTS[name]
+    return {"stage1.enabled": variant.stage1, **variant.overrides}

@@ -8,8 +8,9 @@ import sys
 
 from _common import preset
 
-from r2d.config import VARIANT_NAMES
-from r2d.sweep import Study, main_for
+from r2d.sweep import Study
+from r2d.sweep_cli import main_for
+from r2d.variants import VARIANT_NAMES
 
 DEFAULT = Study(
     name="ablations",

@@ -8,7 +8,8 @@ import sys
 
 from _common import preset
 
-from r2d.sweep import Study, main_for
+from r2d.sweep import Study
+from r2d.sweep_cli import main_for
 
 SOURCES = ["llm", "nurse", "nurse_post"]
 

@@ -9,7 +9,8 @@ import sys
 
 from _common import preset
 
-from r2d.sweep import Study, main_for
+from r2d.sweep import Study
+from r2d.sweep_cli import main_for
 
 SHAPES = ["linear", "exponential", "inverse_sigmoid", "step"]
 

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from r2d import runner
 from r2d.config import load_config
 
 from .conftest import tiny_overrides
@@ -44,11 +45,11 @@ def test_two_workers_match_one_worker(ray_local, cache_dir, tmp_path, mlflow_ser
     Tolerance: the only difference is float32 summation order in gloo's all-reduce (about 1e-7
     relative per step); after 6 Adam steps losses agree to 1e-4 and predictions exactly.
     """
-    from r2d.distributed import fit
-
-    one = fit(cfg_for(cache_dir, tmp_path, mlflow_server, **{"resources.num_workers": 1}), tmp_path / "one")
+    one = runner.train(cfg_for(cache_dir, tmp_path, mlflow_server, **{"resources.num_workers": 1}), tmp_path / "one",
+                       on_ray=True)
     assert one["runtime"]["world_size"] == 1
-    two = fit(cfg_for(cache_dir, tmp_path, mlflow_server, **{"resources.num_workers": 2}), tmp_path / "two")
+    two = runner.train(cfg_for(cache_dir, tmp_path, mlflow_server, **{"resources.num_workers": 2}), tmp_path / "two",
+                       on_ray=True)
     assert two["runtime"]["world_size"] == 2 and len(two["runtime"]["workers"]) == 2
     run1 = json.loads((tmp_path / "one/run.json").read_text())["mlflow_run_id"]
     run2 = json.loads((tmp_path / "two/run.json").read_text())["mlflow_run_id"]
@@ -66,10 +67,8 @@ def test_two_workers_match_one_worker(ray_local, cache_dir, tmp_path, mlflow_ser
 def test_mlflow_run_over_http_is_complete(ray_local, cache_dir, tmp_path, mlflow_server):
     from mlflow import MlflowClient
 
-    from r2d.tracking import tracked_run
-
     cfg = cfg_for(cache_dir, tmp_path, mlflow_server, seed=3)
-    tracked_run(cfg, tmp_path / "run")
+    runner.train(cfg, tmp_path / "run")
     run_id = json.loads((tmp_path / "run/run.json").read_text())["mlflow_run_id"]
     c = MlflowClient(mlflow_server)
     run = c.get_run(run_id)
@@ -86,11 +85,9 @@ def test_mlflow_run_over_http_is_complete(ray_local, cache_dir, tmp_path, mlflow
 def test_nan_loss_under_ray_ends_failed_with_reason(ray_local, cache_dir, tmp_path, mlflow_server):
     from mlflow import MlflowClient
 
-    from r2d.distributed import fit
-
     cfg = cfg_for(cache_dir, tmp_path, mlflow_server, **{"debug.inject_nan_at_step": 1, "resources.max_failures": 0})
     with pytest.raises(Exception, match="non-finite loss"):
-        fit(cfg, tmp_path / "nan")
+        runner.train(cfg, tmp_path / "nan", on_ray=True)
     record = json.loads((tmp_path / "nan/run.json").read_text())
     assert record["status"] == "FAILED"
     runs = MlflowClient(mlflow_server).search_runs(
@@ -104,14 +101,13 @@ def test_killed_worker_resumes_without_repeating_steps(ray_local, cache_dir, tmp
     Stage 2 step appears exactly once in the logged step sequence."""
     from ray._private import state  # the GCS's actor table; the state API would need the dashboard
 
-    from r2d.distributed import fit
-
     uri = f"sqlite:///{tmp_path / 'kill.db'}"
     cfg = cfg_for(cache_dir, tmp_path, uri, seed=5, **{"resources.num_workers": 1, "resources.max_failures": 2,
                                                         "stage2.max_steps": 120, "stage2.eval_every": 10,
                                                         "stage2.batch_size": 16})
     result: dict = {}
-    thread = threading.Thread(target=lambda: result.update(fit(cfg, tmp_path / "killed")), daemon=True)
+    thread = threading.Thread(target=lambda: result.update(runner.train(cfg, tmp_path / "killed", on_ray=True)),
+                              daemon=True)
     thread.start()
     from mlflow import MlflowClient
 
@@ -145,8 +141,6 @@ def test_workers_on_two_nodes(tmp_path, cache_dir):
     import ray
     from ray.cluster_utils import Cluster
 
-    from r2d.distributed import fit
-
     if ray.is_initialized():
         ray.shutdown()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
@@ -155,7 +149,7 @@ def test_workers_on_two_nodes(tmp_path, cache_dir):
         ray.init(address=cluster.address)
         cfg = load_config(None, tiny_overrides(cache_dir, **{
             "resources.num_workers": 2, "resources.cpus_per_worker": 1, "resources.storage_path": str(tmp_path)}))
-        summary = fit(cfg, tmp_path / "multi")
+        summary = runner.train(cfg, tmp_path / "multi", on_ray=True)
         nodes = {w["node_id"] for w in summary["runtime"]["workers"]}
         assert len(nodes) == 2
         assert (tmp_path / "multi/predictions/test.csv").exists()

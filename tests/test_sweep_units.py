@@ -1,18 +1,11 @@
 """The sweep's pure pieces: grids, trial keys, per-trial configs and the Stage 1 plan."""
 
-from r2d.config import load_config
-from r2d.sweep import (
-    Study,
-    SweepOptions,
-    _stage1_points,
-    format_table,
-    grid_points,
-    trial_config,
-    trial_key,
-    trials_that_fit,
-)
+from r2d.config import load_config, read_config
+from r2d.sweep import Study, grid_points, stage1_points, trial_config, trial_key, trials_that_fit
+from r2d.sweep_cli import format_table
 
 BASE = load_config("configs/triage-tiny-sweep.yaml")
+RAW = read_config("configs/triage-tiny-sweep.yaml")
 
 
 def test_grid_is_the_full_factorial():
@@ -21,7 +14,7 @@ def test_grid_is_the_full_factorial():
 
 
 def test_trial_config_applies_overrides_and_seed():
-    cfg = trial_config(BASE.to_dict(), {"stage2.schedule.shape": "step", "data.rationale_source": "nurse"}, 7)
+    cfg = trial_config(RAW, {"stage2.schedule.shape": "step", "data.rationale_source": "nurse"}, 7)
     assert (cfg.stage2.schedule.shape, cfg.data.rationale_source, cfg.seed) == ("step", "nurse", 7)
     assert trial_key({"x": 1}, 0) == trial_key({"x": 1}, 0) != trial_key({"x": 1}, 1)
 
@@ -29,13 +22,13 @@ def test_trial_config_applies_overrides_and_seed():
 def test_stage1_plan_one_per_seed_and_source():
     schedule = Study("s", "unused", grid={"stage2.schedule.shape": ["linear", "step"],
                                           "stage2.schedule.transition": [0.3, 0.6]}, seeds=[0, 1])
-    assert len(_stage1_points(schedule, SweepOptions(), BASE)) == 2  # 8 configs x 2 seeds share 2
+    assert len(stage1_points(schedule, "grid", RAW)) == 2  # 8 configs x 2 seeds share 2
     sources = Study("r", "unused", grid={"variant": ["r2d", "dss"], "data.rationale_source": ["llm", "nurse"]},
                     seeds=[0, 1, 2])
-    points = _stage1_points(sources, SweepOptions(), BASE)
+    points = stage1_points(sources, "grid", RAW)
     assert len(points) == 6  # dss has no Stage 1; r2d: 2 sources x 3 seeds
-    assert all(set(p) == {"data.rationale_source"} for p, _ in points)
-    assert _stage1_points(Study("n", "unused", grid={"variant": ["sft", "combined_ft"]}), SweepOptions(), BASE) == []
+    assert all(set(p["overrides"]) == {"data.rationale_source"} for p in points)
+    assert stage1_points(Study("n", "unused", grid={"variant": ["sft", "combined_ft"]}), "grid", RAW) == []
 
 
 def test_table_lists_every_trial():

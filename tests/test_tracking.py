@@ -6,7 +6,7 @@ import pytest
 from mlflow import MlflowClient
 
 from r2d.config import load_config
-from r2d.tracking import tracked_run, tracking_uri
+from r2d.runner import train
 
 from .conftest import tiny_overrides
 
@@ -14,17 +14,19 @@ from .conftest import tiny_overrides
 def test_relative_sqlite_uri_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert tracking_uri(load_config()) == f"sqlite:///{tmp_path}/mlflow.db"
+    assert load_config().tracking.tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
     cfg = load_config(None, ["tracking.tracking_uri=http://127.0.0.1:5000"])
-    assert tracking_uri(cfg) == "http://127.0.0.1:5000"
+    assert cfg.tracking.tracking_uri == "http://127.0.0.1:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///rel/m.db")
+    assert load_config().tracking.tracking_uri == f"sqlite:///{tmp_path}/rel/m.db"
 
 
 def test_finished_and_failed_runs(cache_dir, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     extra = {"tracking.enabled": "true", "tracking.tracking_uri": uri, "tracking.experiment": "unit"}
-    tracked_run(load_config(None, tiny_overrides(cache_dir, **extra)), tmp_path / "ok")
+    train(load_config(None, tiny_overrides(cache_dir, **extra)), tmp_path / "ok")
     with pytest.raises(FloatingPointError):
-        tracked_run(load_config(None, tiny_overrides(cache_dir, **extra, **{"debug.inject_nan_at_step": 0})),
+        train(load_config(None, tiny_overrides(cache_dir, **extra, **{"debug.inject_nan_at_step": 0})),
                     tmp_path / "bad")
     c = MlflowClient(uri)
     runs = {r.info.status: r for r in c.search_runs([c.get_experiment_by_name("unit").experiment_id])}

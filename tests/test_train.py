@@ -6,10 +6,16 @@ import pandas as pd
 import pytest
 import torch
 
-from r2d.config import VARIANT_NAMES, load_config
+from r2d import runner
+from r2d.batches import pad
+from r2d.cli import main
+from r2d.config import load_config, validate_config
+from r2d.decode import LabelScorer, predict_labels
+from r2d.prepare import prepare
+from r2d.runtime import Runtime
 from r2d.schema import PREDICTION_COLUMNS
 from r2d.train import NonFiniteLoss, run
-from r2d.variants import VARIANTS, resolve
+from r2d.variants import VARIANT_NAMES, VARIANTS
 
 from .conftest import tiny_overrides
 
@@ -35,13 +41,17 @@ def test_every_variant_runs_and_writes_a_run_directory(variant, cache_dir, tmp_p
 
 
 def test_variants_fix_their_settings(cache_dir):
-    cfg = tiny(cache_dir, variant="teacher_forcing", **{"stage2.schedule.shape": "exponential"})
-    r = resolve(cfg)
+    # a loaded config is the resolved one: the variant's settings win over the user's
+    r = tiny(cache_dir, variant="teacher_forcing", **{"stage2.schedule.shape": "exponential"})
     assert r.stage2.schedule.cap == 0.0 and r.stage2.schedule.shape == "constant" and r.stage1.enabled
-    assert resolve(tiny(cache_dir, variant="dss")).stage2.alpha == 0.5
-    sf = resolve(tiny(cache_dir, variant="student_forcing"))
+    assert tiny(cache_dir, variant="dss").stage2.alpha == 0.5
+    sf = tiny(cache_dir, variant="student_forcing")
     assert (sf.stage2.schedule.cap, sf.stage2.schedule.warmup) == (1.0, 0.0)
-    assert not resolve(tiny(cache_dir, variant="combined_ft")).stage1.enabled
+    assert not tiny(cache_dir, variant="combined_ft").stage1.enabled
+    combined = tiny(cache_dir, variant="combined_ft")
+    assert tiny(cache_dir, variant="combined_ft", **{"stage1.enabled": "true"}) == combined
+    # resolving is idempotent: a run's config.yaml loads back to the same config
+    assert validate_config(r.to_dict()) == r
 
 
 def test_same_seed_same_predictions_and_stage1_reused(cache_dir, tmp_path):
@@ -61,8 +71,6 @@ def test_same_seed_same_predictions_and_stage1_reused(cache_dir, tmp_path):
 
 def test_scheduled_sampling_uses_predicted_labels(cache_dir, tmp_path):
     history = []
-    from r2d.train import Runtime
-
     rt = Runtime(on_report=lambda step, records: history.extend(records))
     run(tiny(cache_dir, variant="student_forcing"), tmp_path / "sf", rt)
     used = [r["stage2/used_predicted"] for _, r in history if "stage2/used_predicted" in r]
@@ -76,18 +84,14 @@ def test_scheduled_sampling_uses_predicted_labels(cache_dir, tmp_path):
 
 
 def test_nan_loss_fails_the_run_and_says_so(cache_dir, tmp_path):
-    from r2d.tracking import tracked_run
-
     with pytest.raises(NonFiniteLoss, match="non-finite loss nan at stage 2 step 2"):
-        tracked_run(tiny(cache_dir, **{"debug.inject_nan_at_step": 2}), tmp_path)
+        runner.train(tiny(cache_dir, **{"debug.inject_nan_at_step": 2}), tmp_path)
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["status"] == "FAILED" and "NonFiniteLoss" in record["error"]
     assert not (tmp_path / "predictions").exists()
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    from r2d.cli import main
-
     assert main(["train", "--set", "stage2.schedule.shape=cosine", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("r2d: error: config: stage2.schedule.shape:") and "\n" not in err
@@ -124,10 +128,6 @@ def test_training_learns_above_majority(trained):
 
 @pytest.mark.slow
 def test_score_and_generate_agree_on_a_trained_model(trained):
-    from r2d.batches import pad
-    from r2d.decode import LabelScorer, predict_labels
-    from r2d.train import prepare
-
     cfg, run_dir, _ = trained
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": str(run_dir / "model")})})
     prep = prepare(cfg, torch.device("cpu"))
@@ -145,8 +145,6 @@ def test_score_and_generate_agree_on_a_trained_model(trained):
 
 @pytest.mark.slow
 def test_evaluate_cli_reproduces_saved_run(trained, capsys):
-    from r2d.cli import main
-
     _, run_dir, summary = trained
     before = (run_dir / "predictions/dev.csv").read_bytes()
     assert main(["evaluate", "--run", str(run_dir), "--split", "dev"]) == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from r2d.config import DataConfig
-from r2d.data import DataError, Dataset, Example, check_examples, normalise_label, split_three_ways
+from r2d.data.base import DataError, Dataset, Example, check_examples, normalise_label, split_three_ways
 from r2d.data.pubmedqa import _read_json, make_input
 
 LABELS = ["no", "yes"]

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from r2d.config import DataConfig
-from r2d.data import DataError, Dataset, Example, check_examples, normalise_label, stratified_split
+from r2d.data.base import DataError, Dataset, Example, check_examples, normalise_label, stratified_split
 
 LABELS = ["maybe", "no", "yes"]
 HUB_ID, HUB_CONFIG = "qiaojin/PubMedQA", "pqa_labeled"

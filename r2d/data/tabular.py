@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from r2d.config import DataConfig
-from r2d.data import DataError, Dataset, Example, check_examples, label_set, normalise_label, split_three_ways
+from r2d.data.base import DataError, Dataset, Example, check_examples, label_set, normalise_label, split_three_ways
 
 REQUIRED = ("question", "label", "rationale")
 

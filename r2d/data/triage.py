@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 
 from r2d.config import DataConfig
-from r2d.data import DataError, Dataset, Example, check_examples, split_three_ways
+from r2d.data.base import DataError, Dataset, Example, check_examples, split_three_ways
 
 DISPOSITIONS = ["home care", "routine visit", "see doctor today", "emergency department", "call ambulance"]
 SOURCES = ["llm", "nurse", "nurse_post"]
