@@ -1,7 +1,7 @@
-"""`python -m analysis report ...` (see analysis.report)."""
+"""`python -m analysis report ...` (see analysis.cli)."""
 
 import sys
 
-from analysis.report import main
+from analysis.cli import main
 
 sys.exit(main())

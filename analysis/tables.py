@@ -10,13 +10,15 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from analysis import __version__
 from analysis.metrics import MetricSpec
+from analysis.options import TEST_LABELS, AnalysisOptions
 
 
 @dataclass
@@ -76,14 +78,6 @@ def format_p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _value_cell(row: ComparisonRow, spec: MetricSpec) -> str:
-    low, high = _number(row.ci_low, spec.scale), _number(row.ci_high, spec.scale)
-    cell = f"{_number(row.estimate, spec.scale)} [{low}, {high}]"
-    if len(row.seed_scores) > 1:
-        cell += f" sd {_number(row.seed_sd, spec.scale)}"
-    return cell
-
-
 def _delta_parts(row: ComparisonRow, spec: MetricSpec) -> tuple[str, str, str] | None:
     """(delta with CI, corrected p, note) for a compared row; None for a baseline or an uncompared row."""
     if not row.compared:
@@ -105,9 +99,73 @@ def _lookup(rows: Sequence[ComparisonRow]) -> dict[tuple[str, str], ComparisonRo
     return {(row.system, row.metric): row for row in rows}
 
 
+@dataclass(frozen=True)
+class _Dialect:
+    """How one output format writes the body's cells (the Markdown and LaTeX tables share one builder)."""
+
+    escape: Callable[[str], str]
+    missing: str  # both cells of a metric the system has no row for
+    baseline: str  # the delta cell of a baseline
+    uncompared: str  # the delta cell of a system with no comparison
+    interval: str  # template of the value cell: {estimate}, {low}, {high}
+    spread: str  # template appended with several seeds: {sd}
+    delta: Callable[[str, str, str, bool], str]  # (delta with CI, corrected p, note, significant) -> cell
+
+
+def _body(rows: Sequence[ComparisonRow], metrics: Sequence[MetricSpec], dialect: _Dialect) -> list[list[str]]:
+    """The table's cells: a line per system (name, seeds, then a value and a delta cell per metric)."""
+    table = _lookup(rows)
+    body = []
+    for system in _ordered_systems(rows):
+        first = next(row for row in rows if row.system == system)
+        cells = [dialect.escape(system) + (" (baseline)" if first.is_baseline else ""), str(len(first.seeds))]
+        for spec in metrics:
+            row = table.get((system, spec.name))
+            if row is None:
+                cells += [dialect.missing, dialect.missing]
+            else:
+                cells += [_value_cell(row, spec, dialect), _delta_cell(row, spec, dialect)]
+        body.append(cells)
+    return body
+
+
+def _value_cell(row: ComparisonRow, spec: MetricSpec, dialect: _Dialect) -> str:
+    cell = dialect.interval.format(
+        estimate=_number(row.estimate, spec.scale),
+        low=_number(row.ci_low, spec.scale),
+        high=_number(row.ci_high, spec.scale),
+    )
+    if len(row.seed_scores) > 1:
+        cell += dialect.spread.format(sd=_number(row.seed_sd, spec.scale))
+    return cell
+
+
+def _delta_cell(row: ComparisonRow, spec: MetricSpec, dialect: _Dialect) -> str:
+    if row.is_baseline:
+        return dialect.baseline
+    parts = _delta_parts(row, spec)
+    if parts is None:
+        return dialect.uncompared
+    return dialect.delta(*parts, row.significant)
+
+
+def _markdown_delta(delta: str, p: str, note: str, significant: bool) -> str:
+    return f"{delta} p={p}{'*' if significant else ''}" + (f" ({note})" if note else "")
+
+
+_MARKDOWN = _Dialect(
+    escape=str,
+    missing="-",
+    baseline="baseline",
+    uncompared="no comparison",
+    interval="{estimate} [{low}, {high}]",
+    spread=" sd {sd}",
+    delta=_markdown_delta,
+)
+
+
 def markdown_table(rows: Sequence[ComparisonRow], metrics: Sequence[MetricSpec], footer: Sequence[str] = ()) -> str:
     """A Markdown table (one row per system, a value and a delta column per metric) and its footer lines."""
-    table = _lookup(rows)
     header = ["system", "seeds"]
     for spec in metrics:
         header += [spec.label, f"Δ {spec.label}"]
@@ -115,24 +173,7 @@ def markdown_table(rows: Sequence[ComparisonRow], metrics: Sequence[MetricSpec],
         "| " + " | ".join(header) + " |",
         "|" + "|".join([":--", "--:"] + ["--:", "--:"] * len(metrics)) + "|",
     ]
-    for system in _ordered_systems(rows):
-        first = next(row for row in rows if row.system == system)
-        cells = [system + (" (baseline)" if first.is_baseline else ""), str(len(first.seeds))]
-        for spec in metrics:
-            row = table.get((system, spec.name))
-            if row is None:
-                cells += ["-", "-"]
-                continue
-            cells.append(_value_cell(row, spec))
-            parts = _delta_parts(row, spec)
-            if row.is_baseline:
-                cells.append("baseline")
-            elif parts is None:
-                cells.append("no comparison")
-            else:
-                delta, p, note = parts
-                cells.append(f"{delta} p={p}{'*' if row.significant else ''}" + (f" ({note})" if note else ""))
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(cells) + " |" for cells in _body(rows, metrics, _MARKDOWN)]
     return "\n".join(lines + [""] + list(footer)) + "\n"
 
 
@@ -155,6 +196,22 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIALS.get(char, char) for char in str(text))
 
 
+def _latex_delta(delta: str, p: str, note: str, significant: bool) -> str:
+    marker = "$^{*}$" if significant else ""
+    return f"{delta}{marker} {{\\scriptsize $p$={latex_escape(p)}" + (f", {latex_escape(note)}" if note else "") + "}"
+
+
+_LATEX = _Dialect(
+    escape=latex_escape,
+    missing="--",
+    baseline="--",
+    uncompared="n/a",
+    interval="{estimate} {{\\scriptsize[{low}, {high}]}}",
+    spread=" {{\\scriptsize sd {sd}}}",
+    delta=_latex_delta,
+)
+
+
 def latex_table(
     rows: Sequence[ComparisonRow],
     metrics: Sequence[MetricSpec],
@@ -162,41 +219,11 @@ def latex_table(
     signatures: Sequence[str] = (),
 ) -> str:
     """A booktabs table (`\\usepackage{booktabs}`), footer lines and signatures under it."""
-    table = _lookup(rows)
     columns = "lr" + "rr" * len(metrics)
     header = ["System", "Seeds"]
     for spec in metrics:
         header += [latex_escape(spec.label), rf"$\Delta$ {latex_escape(spec.label)}"]
-    body = []
-    for system in _ordered_systems(rows):
-        first = next(row for row in rows if row.system == system)
-        cells = [latex_escape(system) + (" (baseline)" if first.is_baseline else ""), str(len(first.seeds))]
-        for spec in metrics:
-            row = table.get((system, spec.name))
-            if row is None:
-                cells += ["--", "--"]
-                continue
-            value = (
-                f"{_number(row.estimate, spec.scale)} {{\\scriptsize[{_number(row.ci_low, spec.scale)}, "
-                f"{_number(row.ci_high, spec.scale)}]}}"
-            )
-            if len(row.seed_scores) > 1:
-                value += f" {{\\scriptsize sd {_number(row.seed_sd, spec.scale)}}}"
-            cells.append(value)
-            parts = _delta_parts(row, spec)
-            if row.is_baseline:
-                cells.append("--")
-            elif parts is None:
-                cells.append("n/a")
-            else:
-                delta, p, note = parts
-                marker = "$^{*}$" if row.significant else ""
-                cells.append(
-                    f"{delta}{marker} {{\\scriptsize $p$={latex_escape(p)}"
-                    + (f", {latex_escape(note)}" if note else "")
-                    + "}"
-                )
-        body.append(" & ".join(cells) + r" \\")
+    body = [" & ".join(cells) + r" \\" for cells in _body(rows, metrics, _LATEX)]
     lines = [
         r"\begin{table}[t]",
         r"\centering",
@@ -231,3 +258,45 @@ def csv_table(rows: Sequence[ComparisonRow], signatures: dict[str, str]) -> str:
     buffer = io.StringIO()
     pd.DataFrame.from_records(records).to_csv(buffer, index=False)
     return buffer.getvalue()
+
+
+def signature(
+    spec: MetricSpec, rows: Sequence[ComparisonRow], options: AnalysisOptions, n_examples: int, split: str
+) -> str:
+    """The sacreBLEU-style signature of one metric's rows: how every number of that metric was computed."""
+    tests = "+".join(sorted({row.test for row in rows if row.test})) or "none"
+    ci = "+".join(sorted({row.ci_method for row in rows}))
+    seeds = sorted({len(row.seeds) for row in rows})
+    n_seeds = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
+    m = sum(1 for row in rows if row.compared and not math.isnan(row.p_value))
+    return (
+        f"metric:{spec.name}|test:{tests}|ci:{ci}-{options.confidence * 100:g}%|"
+        f"resamples:{options.n_resamples}|seed:{options.seed}|n:{n_examples}|seeds:{n_seeds}|"
+        f"correction:{options.correction}(m={m})|alpha:{options.alpha:g}|split:{split}|"
+        f"analysis:{__version__}"
+    )
+
+
+def footer(options: AnalysisOptions, baselines: dict[str, str], tests_used: set[str], seeds_used: bool) -> list[str]:
+    """The lines under the table: what the intervals, deltas, test and baselines are."""
+    correction = {"holm": "Holm-Bonferroni", "bonferroni": "Bonferroni"}[options.correction]
+    confidence = f"{options.confidence * 100:g}%"
+    lines = [
+        f"Mean [{confidence} CI]"
+        + (
+            " and sd across seeds; CIs from a seed x example stratified bootstrap (percentile, conservative)"
+            if seeds_used
+            else f"; CIs from a bootstrap over examples ({options.ci})"
+        )
+        + f", {options.n_resamples} resamples, seed {options.seed}.",
+        "Δ: system - baseline ["
+        + confidence
+        + " CI], p corrected for the comparisons of each metric by "
+        + f"{correction}; * significant at alpha = {options.alpha:g}; "
+        + "mde: minimum detectable effect at 80% power.",
+        "Test: " + ", ".join(TEST_LABELS[test] for test in sorted(tests_used)) + "; all tests' p-values in the CSV.",
+        "Baseline: "
+        + "; ".join(f"{name} ({stratum})" if stratum != "all" else name for stratum, name in baselines.items())
+        + ".",
+    ]
+    return lines

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.cli import main
 from analysis.errors import InputError
-from analysis.report import build_report, main, report_for_sweep
+from analysis.report import build_report, report_for_sweep
 from analysis.runs import load_run_dirs
 
 LABELS = ["home care", "see doctor", "urgent care", "emergency"]
@@ -259,11 +260,11 @@ def test_analysis_never_imports_torch(sweep_dirs: Path, tmp_path: Path) -> None:
     """A laptop without torch must be able to regenerate tables: import everything, run the CLI, check."""
     script = (
         "import importlib, pkgutil, sys\n"
-        "import mlflow, analysis, analysis.report\n"
+        "import mlflow, analysis, analysis.cli\n"
         "for module in pkgutil.iter_modules(analysis.__path__):\n"
         "    if not module.name.startswith('_'):\n"
         "        importlib.import_module('analysis.' + module.name)\n"
-        f"code = analysis.report.main(['report', '--runs', {str(sweep_dirs)!r}, '--out', {str(tmp_path / 'o')!r},"
+        f"code = analysis.cli.main(['report', '--runs', {str(sweep_dirs)!r}, '--out', {str(tmp_path / 'o')!r},"
         " '--resamples', '200', '--metrics', 'correct'])\n"
         "assert code == 0, code\n"
         "assert 'torch' not in sys.modules, 'analysis imported torch'\n"

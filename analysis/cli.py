@@ -1,0 +1,170 @@
+"""`python -m analysis report`: the command line over `analysis.report.build_report`.
+
+    python -m analysis report --experiment NAME [--baseline SYSTEM] [--metrics ...] [--out DIR]
+    python -m analysis report --sweep-id ID [--tracking-uri URI] ...
+    python -m analysis report --runs DIR [DIR ...] ...
+
+Prints the Markdown table, writes every output under `--out`, and attaches them to the sweep's
+parent MLflow run when the runs came from one sweep. Bad input is one line naming the option, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analysis.errors import InputError
+from analysis.metrics import DEFAULT_METRICS, METRICS
+from analysis.mlflow_runs import load_mlflow_runs
+from analysis.options import CI_METHODS, CORRECTIONS, TESTS
+from analysis.report import Report, attach_to_mlflow, build_report
+from analysis.resampling import DEFAULT_RESAMPLES
+from analysis.runs import Run, load_run_dirs
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (and exit 2), like the report's own input errors."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    """`python -m analysis report` and its options."""
+    parser = _Parser(prog="python -m analysis", description="Significance tables and plots for r2d runs.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    report = commands.add_parser("report", help="write the significance table, CSV, LaTeX and plots")
+    source = report.add_argument_group("runs (one of)")
+    source.add_argument("--experiment", help="MLflow experiment name")
+    source.add_argument("--sweep-id", help="a sweep's id (MLflow tag r2d.sweep_id)")
+    source.add_argument("--filter", help="an MLflow search filter string, e.g. \"tags.`r2d.variant` = 'r2d'\"")
+    source.add_argument("--runs", nargs="+", metavar="DIR", help="run directories, or folders holding them")
+    report.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI / ./mlruns)")
+    report.add_argument("--cache-dir", help="where MLflow artifacts are cached (default ~/.cache/r2d-analysis)")
+    report.add_argument("--split", default="test", help="predictions split to analyse (default test)")
+    report.add_argument("--dataset", help="keep runs of this dataset only")
+    report.add_argument(
+        "--baseline",
+        help="system name, variant, or key=value,... settings (default: the "
+        "paper's recipe r2d/linear/0.6, else r2d, else sft)",
+    )
+    report.add_argument(
+        "--metrics",
+        nargs="+",
+        metavar="METRIC",
+        help=f"metrics (default: those available of {', '.join(DEFAULT_METRICS)}); known: {', '.join(METRICS)}",
+    )
+    report.add_argument(
+        "--test",
+        default="auto",
+        choices=TESTS,
+        help="test for the table's p-values (auto: paired bootstrap with one seed, t-test over seeds with several)",
+    )
+    report.add_argument("--ci", default="bca", choices=CI_METHODS, help="bootstrap interval (default bca)")
+    report.add_argument("--confidence", type=float, default=0.95)
+    report.add_argument(
+        "--resamples",
+        type=int,
+        default=DEFAULT_RESAMPLES,
+        help="bootstrap resamples and randomisation trials (default 10000)",
+    )
+    report.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
+    report.add_argument("--correction", default="holm", choices=CORRECTIONS, help="many-comparisons correction")
+    report.add_argument("--alpha", type=float, default=0.05)
+    report.add_argument("--out", help="output directory (default outputs/analysis/<experiment|sweep|runs>)")
+    report.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    report.add_argument("--no-attach", action="store_true", help="do not log the outputs to the sweep's parent run")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line's entry point; returns the exit code (2 for bad input)."""
+    arguments = _parser().parse_args(argv)
+    try:
+        return _report_command(arguments)
+    except InputError as error:
+        print(f"python -m analysis report: error: {error}", file=sys.stderr)
+        return 2
+
+
+@dataclass
+class _Source:
+    """The runs a command reads, and where they came from."""
+
+    runs: list[Run]
+    default_name: str  # names the default output directory
+    option: str  # the option that named the runs, for error messages
+    parent_ids: list[str] = field(default_factory=list)  # sweep parents to attach the report to
+    notes: list[str] = field(default_factory=list)
+
+
+def _report_command(arguments: argparse.Namespace) -> int:
+    source = _load(arguments)
+    out_dir = Path(arguments.out or Path("outputs") / "analysis" / str(source.default_name).replace("/", "_"))
+    report = build_report(
+        source.runs,
+        out_dir=out_dir,
+        metrics=arguments.metrics,
+        baseline=arguments.baseline,
+        test=arguments.test,
+        ci=arguments.ci,
+        confidence=arguments.confidence,
+        n_resamples=arguments.resamples,
+        seed=arguments.seed,
+        correction=arguments.correction,
+        alpha=arguments.alpha,
+        split=arguments.split,
+        dataset=arguments.dataset,
+        plots=not arguments.no_plots,
+        extra_notes=source.notes,
+        source_option=source.option,
+    )
+    print(report.markdown)
+    print(f"wrote {len(report.files)} files to {out_dir}", file=sys.stderr)
+    if source.parent_ids and not arguments.no_attach:
+        _attach(report, source.parent_ids, arguments.tracking_uri)
+    return 0
+
+
+def _load(arguments: argparse.Namespace) -> _Source:
+    """Runs from `--runs` directories, or from MLflow (`--experiment`, `--sweep-id`, `--filter`)."""
+    sources = [
+        arguments.runs is not None,
+        bool(arguments.experiment or arguments.sweep_id or arguments.filter),
+    ]
+    if sum(sources) != 1:
+        raise InputError("--runs", "give either --runs DIR... or MLflow runs (--experiment, --sweep-id, --filter)")
+    if arguments.runs is not None:
+        return _Source(load_run_dirs(arguments.runs, split=arguments.split), "runs", "--runs")
+    found = load_mlflow_runs(
+        experiment=arguments.experiment,
+        sweep_id=arguments.sweep_id,
+        filter_string=arguments.filter,
+        tracking_uri=arguments.tracking_uri,
+        split=arguments.split,
+        cache_dir=arguments.cache_dir,
+    )
+    if not found.runs:
+        raise InputError(
+            "--experiment" if arguments.experiment else "--sweep-id",
+            "no training run (with a run.json artifact) found in MLflow",
+        )
+    return _Source(
+        found.runs,
+        default_name=arguments.sweep_id or arguments.experiment or "mlflow",
+        option="--sweep-id" if arguments.sweep_id else "--experiment" if arguments.experiment else "--filter",
+        parent_ids=found.parent_run_ids,
+        notes=[f"skipped: {skipped}" for skipped in found.skipped],
+    )
+
+
+def _attach(report: Report, parent_ids: list[str], tracking_uri: str | None) -> None:
+    """Log the report to the sweep's parent run, when the runs belong to exactly one."""
+    if len(parent_ids) == 1:
+        attach_to_mlflow(report, parent_ids[0], tracking_uri=tracking_uri)
+        print(f"attached to MLflow run {parent_ids[0]} (artifacts: analysis/)", file=sys.stderr)
+    else:
+        print(f"not attached: the runs belong to {len(parent_ids)} sweep parents; pass --sweep-id", file=sys.stderr)

@@ -1,0 +1,73 @@
+"""How a report computes its statistics: one validated `AnalysisOptions`, from the CLI or from Python.
+
+The choices (tests, corrections, interval methods) and their labels live here, so that the
+command line, the rows and the table's footer and signatures name them one way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from analysis.errors import InputError
+from analysis.metrics import MetricSpec
+from analysis.resampling import DEFAULT_RESAMPLES
+
+TESTS = ("auto", "paired-bootstrap", "randomization", "mcnemar", "t-test", "wilcoxon")
+CORRECTIONS = ("holm", "bonferroni")
+CI_METHODS = ("bca", "percentile")
+TEST_LABELS = {
+    "paired-bootstrap": "paired bootstrap",
+    "randomization": "approximate randomisation",
+    "mcnemar": "exact McNemar",
+    "t-test": "paired t-test over seeds",
+    "wilcoxon": "Wilcoxon signed-rank over seeds",
+}
+MIN_RESAMPLES = 100
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """The statistical settings of a report (the CLI's --resamples, --seed, --ci, --test, ...)."""
+
+    n_resamples: int = DEFAULT_RESAMPLES
+    seed: int = 0
+    ci: str = "bca"
+    confidence: float = 0.95
+    test: str = "auto"
+    correction: str = "holm"
+    alpha: float = 0.05
+
+    def validate(self) -> None:
+        """Raise `InputError`, naming the option, for a value the report cannot use."""
+        if self.test not in TESTS:
+            raise InputError("--test", f"unknown test {self.test!r}; expected one of {', '.join(TESTS)}")
+        if self.correction not in CORRECTIONS:
+            raise InputError("--correction", f"unknown correction {self.correction!r}; expected holm or bonferroni")
+        if self.ci not in CI_METHODS:
+            raise InputError("--ci", f"unknown interval {self.ci!r}; expected bca or percentile")
+        if self.n_resamples < MIN_RESAMPLES:
+            raise InputError("--resamples", f"{self.n_resamples} resamples is too few; expected >= 100 (default 10000)")
+        if not 0 < self.alpha < 1 or not 0 < self.confidence < 1:
+            raise InputError(
+                "--alpha", f"expected alpha and confidence in (0, 1), got {self.alpha} and {self.confidence}"
+            )
+
+    def check_metrics(self, specs: Sequence[MetricSpec]) -> None:
+        """Raise `InputError` if the chosen test cannot run on a metric (McNemar needs 0/1 scores)."""
+        if self.test == "mcnemar":
+            not_binary = [spec.name for spec in specs if not spec.binary]
+            if not_binary:
+                raise InputError(
+                    "--test",
+                    f"mcnemar: expected 0/1 metrics (correct, consistent, label_valid), got {', '.join(not_binary)}",
+                )
+
+    def test_for(self, n_seeds: int) -> str:
+        """The test behind the table's p-values for a comparison over `n_seeds` seed-matched runs.
+
+        `auto`: the paired bootstrap with one seed, the paired t-test over seeds with several.
+        """
+        if self.test == "auto":
+            return "t-test" if n_seeds >= 2 else "paired-bootstrap"
+        return self.test
