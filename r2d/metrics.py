@@ -181,9 +181,15 @@ class RationaleBERTScore:
         return f"bertscore|model:{name}|layers:{layers}|idf:no|rescale:no(raw)|paper:{paper}"
 
     def score(self, hyps: list[str], refs: list[str]) -> dict[str, list[float]]:
-        if not hyps:
-            return {"bertscore_p": [], "bertscore_r": [], "bertscore_f1": []}
-        scorer = _scorer(self.cfg.model, self.cfg.num_layers, self.cfg.batch_size)
-        # An empty hypothesis makes bert-score warn and score 0; keep that (it is a real failure).
-        p, r, f = scorer.score([h if h else " " for h in hyps], refs)
-        return {"bertscore_p": p.tolist(), "bertscore_r": r.tolist(), "bertscore_f1": f.tolist()}
+        """Per example P/R/F1. An empty (or blank) hypothesis or reference scores 0, as bert-score
+        defines it; such pairs are not sent to bert-score, whose empty-string path calls a tokenizer
+        method that transformers 5 removed (build_inputs_with_special_tokens)."""
+        out = {"bertscore_p": [0.0] * len(hyps), "bertscore_r": [0.0] * len(hyps), "bertscore_f1": [0.0] * len(hyps)}
+        keep = [i for i, (h, r) in enumerate(zip(hyps, refs, strict=True)) if h.strip() and r.strip()]
+        if keep:
+            scorer = _scorer(self.cfg.model, self.cfg.num_layers, self.cfg.batch_size)
+            scores = scorer.score([hyps[i] for i in keep], [refs[i] for i in keep])
+            for key, values in zip(out, scores):
+                for i, value in zip(keep, values.tolist()):
+                    out[key][i] = value
+        return out

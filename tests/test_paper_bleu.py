@@ -151,3 +151,22 @@ def test_bertscore_hub_id_goes_to_bert_score_as_named(monkeypatch):
         assert calls[-1]["model_type"] == metrics.offline_bertscore_model() and calls[-1]["num_layers"] == 4
     finally:
         metrics._scorer.cache_clear()
+
+
+def test_bertscore_blank_pairs_score_zero_without_reaching_bert_score(monkeypatch):
+    """bert-score's own rule (an empty side scores 0), without its empty-string path (broken on transformers 5)."""
+    import torch
+
+    sent = []
+
+    class FakeScorer:
+        def score(self, hyps, refs):
+            sent.append((hyps, refs))
+            return tuple(torch.full((len(hyps),), v) for v in (0.5, 0.6, 0.7))
+
+    monkeypatch.setattr(metrics, "_scorer", lambda *args: FakeScorer())
+    out = RationaleBERTScore(BertScoreConfig()).score(["a b", "", "   ", "c"], ["a", "b", "c", " "])
+    assert sent == [(["a b"], ["a"])]
+    assert out["bertscore_p"] == [0.5, 0.0, 0.0, 0.0] and out["bertscore_f1"][0] == pytest.approx(0.7)
+    assert RationaleBERTScore(BertScoreConfig()).score([], []) == {"bertscore_p": [], "bertscore_r": [],
+                                                                   "bertscore_f1": []}
