@@ -6,13 +6,14 @@ r2d/schema.py, the one contract with analysis/.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from r2d import schema
-from r2d.config import Config
+from r2d import health, schema
+from r2d.config import Config, flatten
 from r2d.variants import VARIANTS
 
 
@@ -23,6 +24,30 @@ def git_commit() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+# Resolved settings that cannot change a result, so they are not part of a system's identity: the
+# seed (a system is compared across seeds), names, where things are stored or logged, how many
+# processes and threads run it (1 vs 2 DDP workers give identical predictions: tests/test_distributed),
+# fault tolerance, which splits are written, and how the LLM judge is reached (its model stays).
+NOT_IDENTITY = (
+    "run_name", "seed", "tracking.", "model.cache_dir", "stage1.cache_dir", "evaluation.splits",
+    "resources.num_workers", "resources.use_gpu", "resources.cpus_per_worker", "resources.gpus_per_worker",
+    "resources.trial_cpus", "resources.torch_threads", "resources.storage_path", "resources.max_failures",
+    "resources.ray_address", "evaluation.judge.endpoint", "evaluation.judge.api_key_env",
+    "evaluation.judge.timeout_s",
+)
+
+
+def system_settings(cfg: Config) -> dict[str, Any]:
+    """Every resolved setting that can change a result, flat ("stage2.schedule.cap": 0.9, ...)."""
+    return {k: v for k, v in sorted(flatten(cfg.to_dict()).items())
+            if not any(k == x or (x.endswith(".") and k.startswith(x)) for x in NOT_IDENTITY)}
+
+
+def system_id(cfg: Config) -> str:
+    """Fingerprint of a system: two runs share it iff they differ in nothing but the seed and bookkeeping."""
+    return hashlib.sha256(json.dumps(system_settings(cfg), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def system_of(cfg: Config) -> dict[str, Any]:
@@ -46,6 +71,7 @@ def run_tags(cfg: Config, extra: dict[str, str] | None = None) -> dict[str, str]
         "r2d.rationale_source": cfg.data.rationale_source,
         "r2d.seed": str(cfg.seed),
         "r2d.schedule_shape": cfg.stage2.schedule.shape,
+        "r2d.system_id": system_id(cfg),
     }
     commit = git_commit()
     if commit:
@@ -63,6 +89,12 @@ def final_metrics(summary: dict[str, Any]) -> dict[str, float]:
     return flat
 
 
+def health_tags(flags: dict[str, bool]) -> dict[str, str]:
+    """MLflow tags: r2d.health (the unhealthy flags, or "healthy") and one r2d.health.<flag> each."""
+    return {"r2d.health": ",".join(health.unhealthy(flags)) or "healthy",
+            **{f"r2d.health.{name}": str(value).lower() for name, value in flags.items()}}
+
+
 def write_run_record(cfg: Config, out_dir: Path, status: str, splits: list[str], labels: list[str],
                      error: str | None = None, **more: Any) -> dict[str, Any]:
     sch = cfg.stage2.schedule
@@ -77,6 +109,8 @@ def write_run_record(cfg: Config, out_dir: Path, status: str, splits: list[str],
         "schedule": {"shape": sch.shape, "warmup": sch.warmup, "transition": sch.transition, "cap": sch.cap,
                      "steepness": sch.steepness, "alpha": cfg.stage2.alpha},
         "system": system_of(cfg),
+        "system_id": system_id(cfg),
+        "settings": system_settings(cfg),  # what system_id fingerprints
         "labels": labels,
         "splits": splits,
         "git_commit": git_commit(),
@@ -86,6 +120,9 @@ def write_run_record(cfg: Config, out_dir: Path, status: str, splits: list[str],
     }
     if error:
         record["error"] = error
+    unknown = set(record) - set(schema.RUN_KEYS)
+    if unknown:  # the format analysis/ reads is schema.RUN_KEYS: extend it there first
+        raise ValueError(f"run.json: keys {sorted(unknown)} are not in r2d.schema.RUN_KEYS")
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / schema.RUN_FILE).write_text(json.dumps(record, indent=1))
     return record

@@ -17,13 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from r2d import schema, tracking
+from r2d import health, schema, tracking
 from r2d.config import Config, flatten
 from r2d.distributed import ensure_ray, fetch_run_dir, make_trainer
-from r2d.record import annotate_run_record, final_metrics, run_tags, write_run_record
+from r2d.record import annotate_run_record, final_metrics, health_tags, run_tags, write_run_record
 from r2d.runtime import Runtime
 from r2d.stage1_store import Stage1Store
-from r2d.train import run
+from r2d.train import NonFiniteLoss, run
 
 RUN_FILES = [schema.RUN_FILE, schema.CONFIG_FILE, schema.METRICS_FILE]
 
@@ -48,14 +48,17 @@ def train(cfg: Config, out_dir: Path, *, on_ray: bool = False, parent_run_id: st
         summary = _on_ray(cfg, out_dir, run_id, callbacks) if on_ray else _here(cfg, out_dir, run_id)
         if run_id:
             annotate_run_record(out_dir, mlflow_run_id=run_id, sweep_id=(tags or {}).get("r2d.sweep_id"))
+            tracking.set_tags(uri, run_id, health_tags(summary["health"]))
             t = time.time()
             _log_run_dir(cfg, run_id, out_dir, summary)
             if on_ray:  # the driver's share of a Ray training's overhead
                 summary["timings"]["driver_s"] += time.time() - t
     except BaseException as err:
         status, reason = end_state(err)
-        write_run_record(cfg, out_dir, status=status, splits=[], labels=[], error=reason)
+        flags = health.failed_flags(diverged=NonFiniteLoss.__name__ in reason)
+        write_run_record(cfg, out_dir, status=status, splits=[], labels=[], error=reason, health=flags)
         if run_id:
+            tracking.set_tags(uri, run_id, health_tags(flags))
             _log_run_dir(cfg, run_id, out_dir, {})
             tracking.end_run(uri, run_id, status, reason)
         raise

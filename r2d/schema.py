@@ -56,16 +56,20 @@ CORPUS_METRICS = ("macro_f1", "corpus_bleu")
 RUN_KEYS = (
     "schema_version",
     "run_name",
-    "status",  # "FINISHED" or "FAILED" (with "error")
+    "status",  # "FINISHED", "FAILED" or "KILLED" (with "error")
     "variant",
     "dataset",
     "rationale_source",
     "seed",
     "schedule",  # {"shape", "warmup", "transition", "cap", "steepness", "alpha"}
-    "system",  # {setting: value} that identify the system, e.g. {"variant": "r2d", "shape": "linear", ...}
+    "system",  # {setting: value} that describe the system, e.g. {"variant": "r2d", "shape": "linear", ...}
+    "system_id",  # fingerprint of every resolved setting that can change a result (all but seed and bookkeeping)
+    "settings",  # those settings, flat ({"stage2.schedule.cap": 0.9, ...}): what system_id fingerprints
     "labels",  # the closed label set, in order
     "splits",  # splits with a predictions file
     "git_commit",
     "sweep_id",
     "mlflow_run_id",
+    "error",  # only when status is not FINISHED
+    "health",  # {flag: bool}: collapsed, still_improving, diverged, early_stopped, failed (r2d/health.py)
 )

@@ -35,6 +35,7 @@ from ray.tune.search.optuna import OptunaSearch
 from r2d import runner, tracking
 from r2d.config import Config, read_config, set_dotted, validate_config
 from r2d.distributed import ensure_ray
+from r2d.health import UNHEALTHY
 from r2d.record import final_metrics
 from r2d.stage1_store import stage1_key
 
@@ -204,6 +205,7 @@ def sweep_trial(config: dict[str, Any], ctx: TrialContext) -> None:
                                parent_run_id=ctx.parent_run_id, tags=tags, callbacks=[TuneReportCallback()])
         objectives.append(summary["stage2"]["best_dev_macro_f1"])
         finals = final_metrics(summary)
+        finals.update({f"health/{name}": float(value) for name, value in summary.get("health", {}).items()})
         finals.update({"timing/" + k: v for k, v in summary.get("timings", {}).items()})
     tune.report({"objective": float(sum(objectives) / len(objectives)), "seeds_done": len(objectives), **finals})
 
@@ -283,6 +285,8 @@ def results_table(results) -> list[dict[str, Any]]:
                      "objective": m.get("objective"), "test_macro_f1": m.get("test/macro_f1"),
                      "test_accuracy": m.get("test/accuracy"), "test_bleu": m.get("test/corpus_bleu"),
                      "test_bertscore_f1": m.get("test/bertscore_f1"),
+                     "health": "failed" if r.error else (",".join(
+                         name for name in UNHEALTHY if m.get(f"health/{name}")) or "healthy"),
                      # wall time of the trial vs time inside the training workers: the rest is Ray's
                      "trial_s": m.get("time_total_s"), "train_s": m.get("timing/total_s"),
                      **{part: m.get(f"timing/{part}") for part in OVERHEAD_PARTS}})

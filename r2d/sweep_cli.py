@@ -19,10 +19,12 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         return "" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
 
     keys = sorted({k for r in rows for k in r["settings"]})
-    header = [k.split(".")[-1] for k in keys] + ["status", "dev F1 (obj)", "test F1", "test acc", "BLEU", "BERTScore"]
+    header = [k.split(".")[-1] for k in keys] + ["status", "health", "dev F1 (obj)", "test F1", "test acc", "BLEU",
+                                                 "BERTScore"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in sorted(rows, key=lambda r: [str(r["settings"].get(k)) for k in keys]):
-        cells = [fmt(r["settings"].get(k)) for k in keys] + [r["status"], fmt(r["objective"]), fmt(r["test_macro_f1"]),
+        cells = [fmt(r["settings"].get(k)) for k in keys] + [r["status"], r.get("health", ""), fmt(r["objective"]),
+                                                            fmt(r["test_macro_f1"]),
                                                             fmt(r["test_accuracy"]), fmt(r["test_bleu"]),
                                                             fmt(r["test_bertscore_f1"])]
         lines.append("| " + " | ".join(cells) + " |")

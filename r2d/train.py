@@ -24,6 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from r2d import health
 from r2d.batches import Batch, BatchOrder, step_uniforms
 from r2d.checkpoints import TrainState, load_checkpoint, load_weights, restore, save_checkpoint, save_weights
 from r2d.config import StageConfig
@@ -49,6 +50,7 @@ class StageResult:
     steps_run: int
     stopped_early: bool
     best_model_dir: Path
+    losses: list[float]  # the label loss (L_pred) of every step run in this process (health: did it rise?)
 
 
 @dataclass
@@ -96,6 +98,10 @@ def setup_stage(stage: int, prep: Prepared, runtime: Runtime, work_dir: Path, re
         best_dir=work_dir / f"stage{stage}_best",
         state=TrainState(stage, -1, -math.inf if stage == 2 else math.inf, -1, 0),  # Stage 2: dev macro-F1 up
     )
+    # Each stage draws its randomness (dropout) from its own seed, so Stage 2 is a function of (the
+    # Stage 1 weights, the config, the seed) only: the same whether Stage 1 was just trained in this
+    # process (its steps consumed random numbers) or fetched from the store. A resume restores the RNG.
+    torch.manual_seed(cfg.seed + 1000 * stage)
     if resume is not None:
         loop.state = restore(resume, loop.best_dir, optimizer=loop.optimizer, lr_schedule=loop.lr_schedule,
                              scaler=loop.scaler, gate=loop.sampler.gate)
@@ -180,12 +186,13 @@ def train_stage(stage: int, prep: Prepared, runtime: Runtime, work_dir: Path, re
     loop = setup_stage(stage, prep, runtime, work_dir, resume)
     max_steps, eval_every, patience = loop.scfg.max_steps, loop.scfg.eval_every, loop.scfg.patience
     pending: list[tuple[int, dict]] = []  # metrics since the last report (flushed with checkpoints)
-    stopped_early, step = False, loop.state.step
+    stopped_early, step, losses = False, loop.state.step, []
     bar = tqdm(range(loop.state.step + 1, max_steps), desc=f"stage {stage}", leave=False,
                disable=None if runtime.is_main else True)  # None: off when stderr is not a terminal
     for step in bar:
         record = train_step(loop, step, prep, runtime)
         pending.append((step, record))
+        losses.append(record[f"stage{stage}/loss_pred"])
         bar.set_postfix(loss=f"{record[f'stage{stage}/loss']:.3f}")
         if (step + 1) % eval_every and step != max_steps - 1:
             continue
@@ -201,7 +208,7 @@ def train_stage(stage: int, prep: Prepared, runtime: Runtime, work_dir: Path, re
     bar.close()
     runtime.barrier()
     st = loop.state
-    return StageResult(st.best, st.best_step, step + 1, stopped_early, loop.best_dir)
+    return StageResult(st.best, st.best_step, step + 1, stopped_early, loop.best_dir, losses)
 
 
 def _stage1(prep: Prepared, runtime: Runtime, work_dir: Path, resume: dict | None,
@@ -255,17 +262,22 @@ def run(cfg, out_dir: Path, runtime: Runtime | None = None, stage1_only: bool = 
     timings["stage2_s"] = time.time() - t
     load_weights(prep.model, res2.best_model_dir)
     stage2_info = {"best_dev_macro_f1": res2.best_score, "best_step": res2.best_step,
-                   "steps": res2.steps_run, "stopped_early": res2.stopped_early}
+                   "steps": res2.steps_run, "stopped_early": res2.stopped_early,
+                   "loss_trend": health.loss_trend(res2.losses, cfg.stage2.alpha_warmup * cfg.stage2.max_steps)}
     t = time.time()
     rows_by_split, results = evaluate(prep, prep.model, runtime)
     timings["evaluate_s"] = time.time() - t
     timings["finished_at"] = time.time()
     timings["total_s"] = timings["finished_at"] - t0
-    summary = {**results, "stage1": stage1_info, "stage2": stage2_info, "timings": timings,
+    writes_rationales = VARIANTS[cfg.variant].objective != "label_only"
+    last_split = list(rows_by_split.values())[-1] if rows_by_split else []
+    flags = health.flags(stage2_info, [r["pred_rationale"] for r in last_split] if writes_rationales else None,
+                         prep.ds.labels)
+    summary = {**results, "stage1": stage1_info, "stage2": stage2_info, "health": flags, "timings": timings,
                "runtime": runtime.describe()}
     if runtime.is_main:
         unwrap(prep.model).save_pretrained(str(out_dir / "model"))
         prep.tokenizer.save_pretrained(str(out_dir / "model"))
-        write_run_dir(out_dir, cfg, prep.ds.labels, rows_by_split, summary)
+        write_run_dir(out_dir, cfg, prep.ds.labels, rows_by_split, summary, health=flags)
         shutil.rmtree(work_dir, ignore_errors=True)
     return summary

@@ -156,3 +156,17 @@ def test_workers_on_two_nodes(tmp_path, cache_dir):
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_ray_cold_and_warm_stage1_store_match_in_process(ray_local, cache_dir, tmp_path):
+    """Under Ray Train too, Stage 2 depends on the Stage 1 result, not on whether it was cached."""
+    extra = {"resources.storage_path": str(tmp_path / "storage"), "resources.cpus_per_worker": 1,
+             "stage1.cache_dir": str(tmp_path / "store"), "model.tiny.dropout_rate": 0.2, "seed": 23}
+    cfg = load_config(None, tiny_overrides(cache_dir, **extra))
+    cold = runner.train(cfg, tmp_path / "cold", on_ray=True)
+    warm = runner.train(cfg, tmp_path / "warm", on_ray=True)
+    runner.train(cfg, tmp_path / "here")
+    assert cold["stage1"]["reused"] is False and warm["stage1"]["reused"] is True
+    predictions = {name: (tmp_path / name / "predictions/test.csv").read_bytes() for name in ("cold", "warm", "here")}
+    assert predictions["cold"] == predictions["warm"] == predictions["here"]
+

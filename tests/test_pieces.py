@@ -1,5 +1,6 @@
 """The pieces the trainer and the runner are built from, each on its own."""
 
+import math
 import pickle
 
 import numpy as np
@@ -8,7 +9,7 @@ import torch
 from mlflow import MlflowClient
 from transformers import T5Config, T5ForConditionalGeneration
 
-from r2d import runner
+from r2d import health, runner
 from r2d.checkpoints import TrainState, load_checkpoint, restore, save_checkpoint, save_weights
 from r2d.config import ConfigError, load_config, read_config
 from r2d.record import final_metrics
@@ -122,3 +123,20 @@ def test_sweep_parent_run_always_ends(tmp_path, raised, status):
     run = MlflowClient(uri).get_run(state["parent_run_id"])
     assert run.info.status == status and run.data.params["search"] == "grid"
     assert ("r2d.error" in run.data.tags) == (raised is not None)
+
+
+def test_health_flags_from_rationales_and_traces():
+    labels = ["yes", "no"]
+    assert health.collapsed(["", "yes", "No ", "a reason"], labels)  # 3 of 4 empty or a label
+    assert health.collapsed(["same"] * 3 + ["other"], labels)  # one string for most examples
+    assert not health.collapsed(["because a", "since b", "as c", "yes"], labels)
+    assert all(math.isnan(x) for x in health.loss_trend([1.0] * 10, skip=0))  # too short to tell
+    assert health.loss_trend([2.0] * 10 + [1.0] * 20, skip=10) == (1.0, 1.0)
+    stage2 = {"best_step": 99, "steps": 100, "stopped_early": False, "loss_trend": (0.5, 0.9)}
+    flags = health.flags(stage2, ["because a", "since b"], labels)
+    assert flags == {"collapsed": False, "still_improving": True, "diverged": True, "early_stopped": False,
+                     "failed": False}
+    assert health.unhealthy(flags) == ["still_improving", "diverged"]
+    stopped = health.flags({**stage2, "best_step": 50, "stopped_early": True, "loss_trend": (0.9, 0.5)}, None, labels)
+    assert health.unhealthy(stopped) == [] and stopped["early_stopped"]
+    assert health.unhealthy(health.failed_flags(diverged=True)) == ["diverged", "failed"]

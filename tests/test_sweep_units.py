@@ -32,12 +32,13 @@ def test_stage1_plan_one_per_seed_and_source():
 
 
 def test_table_lists_every_trial():
-    rows = [{"settings": {"stage2.schedule.shape": "linear", "seed": 0}, "status": "TERMINATED", "objective": 0.5,
+    rows = [{"settings": {"stage2.schedule.shape": "linear", "seed": 0}, "status": "TERMINATED", "health": "healthy",
+             "objective": 0.5,
              "test_macro_f1": 0.4, "test_accuracy": 0.6, "test_bleu": 30.0, "test_bertscore_f1": None},
             {"settings": {"stage2.schedule.shape": "step", "seed": 0}, "status": "ERROR", "objective": None,
              "test_macro_f1": None, "test_accuracy": None, "test_bleu": None, "test_bertscore_f1": None}]
     table = format_table(rows)
-    assert table.count("\n") == 3 and "| 0 | linear | TERMINATED | 0.5000 | 0.4000 |" in table
+    assert table.count("\n") == 3 and "| 0 | linear | TERMINATED | healthy | 0.5000 | 0.4000 |" in table
 
 
 def test_concurrency_leaves_room_for_workers_wherever_drivers_land():

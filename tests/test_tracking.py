@@ -37,4 +37,6 @@ def test_finished_and_failed_runs(cache_dir, tmp_path):
     assert [m.step for m in c.get_metric_history(ok.info.run_id, "stage2/loss")] == list(range(6))
     assert "r2d.error" not in ok.data.tags
     assert "non-finite loss nan at stage 2 step 0" in runs["FAILED"].data.tags["r2d.error"]
+    assert runs["FAILED"].data.tags["r2d.health"] == "diverged,failed"
+    assert ok.data.tags["r2d.health.failed"] == "false" and "r2d.health" in ok.data.tags
     assert {a.path for a in c.list_artifacts(runs["FAILED"].info.run_id)} == {"run.json"}

@@ -69,6 +69,25 @@ def test_same_seed_same_predictions_and_stage1_reused(cache_dir, tmp_path):
     assert other["stage1"]["reused"] is False
 
 
+def test_stage2_does_not_depend_on_the_stage1_cache(cache_dir, tmp_path):
+    """Cold store (Stage 1 trained here, its dropout drew random numbers) vs warm store (fetched)."""
+    cfg = tiny(cache_dir, seed=21, **{"model.tiny.dropout_rate": 0.2, "stage1.cache_dir": str(tmp_path / "store")})
+    cold = run(cfg, tmp_path / "cold")
+    warm = run(cfg, tmp_path / "warm")
+    assert cold["stage1"]["reused"] is False and warm["stage1"]["reused"] is True
+    predictions = [(tmp_path / name / "predictions/test.csv").read_bytes() for name in ("cold", "warm")]
+    assert predictions[0] == predictions[1]
+
+
+def test_a_collapsed_run_is_flagged(cache_dir, tmp_path):
+    """Six steps from scratch: the model answers the explain prompt with nothing."""
+    summary = run(tiny(cache_dir), tmp_path)
+    preds = pd.read_csv(tmp_path / "predictions/test.csv", keep_default_na=False)
+    assert (preds["pred_rationale"] == "").mean() > 0.5
+    assert summary["health"]["collapsed"] and json.loads((tmp_path / "run.json").read_text())["health"]["collapsed"]
+    assert not run(tiny(cache_dir, variant="sft"), tmp_path / "sft")["health"]["collapsed"]  # writes none
+
+
 def test_scheduled_sampling_uses_predicted_labels(cache_dir, tmp_path):
     history = []
     rt = Runtime(on_report=lambda step, records: history.extend(records))
@@ -88,6 +107,7 @@ def test_nan_loss_fails_the_run_and_says_so(cache_dir, tmp_path):
         runner.train(tiny(cache_dir, **{"debug.inject_nan_at_step": 2}), tmp_path)
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["status"] == "FAILED" and "NonFiniteLoss" in record["error"]
+    assert record["health"]["failed"] and record["health"]["diverged"]
     assert not (tmp_path / "predictions").exists()
 
 
@@ -124,6 +144,9 @@ def test_training_learns_above_majority(trained):
     majority_macro_f1 = 2 * majority / (len(preds) + majority) / preds["gold_label"].nunique()
     assert summary["splits"]["dev"]["macro_f1"] > majority_macro_f1 + 0.1
     assert summary["splits"]["dev"]["accuracy"] > majority / len(preds)
+    # a run that learned is not flagged: it writes rationales, and its label loss fell
+    assert not any(summary["health"][f] for f in ("collapsed", "diverged", "failed")), summary["health"]
+    assert json.loads((run_dir / "run.json").read_text())["health"] == summary["health"]
 
 
 @pytest.mark.slow
