@@ -29,6 +29,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one line (and exit 2), like the report's own input errors."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        """Print `message` on one line and exit 2."""
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 

@@ -164,6 +164,58 @@ def effective_method(method: CiMethod, n_runs: int, resample_seeds: bool) -> CiM
     return "percentile" if (n_runs > 1 and resample_seeds) else method
 
 
+@dataclass(frozen=True)
+class SharedBootstrap:
+    """One resample draw shared by S systems: scores `point[S]`, jackknife `[S, n]`, distribution `[B, S]`."""
+
+    point: np.ndarray
+    jackknife: np.ndarray
+    distribution: np.ndarray
+    method: CiMethod  # the interval method that applies (percentile when seeds are resampled)
+
+
+def shared_bootstrap(
+    stats: np.ndarray,
+    finalize: Finalize,
+    *,
+    method: CiMethod,
+    n_resamples: int,
+    seed: int,
+    resample_seeds: bool,
+) -> SharedBootstrap:
+    """Score, jackknife and bootstrap the statistics `[S, R, n, d]` of S systems (undefined scores refused)."""
+    point, jackknife = point_and_jackknife(stats, finalize)
+    check_finite(point, "score")
+    method = effective_method(method, stats.shape[1], resample_seeds)
+    distribution = bootstrap_distribution(
+        stats, finalize, n_resamples=n_resamples, seed=seed, resample_seeds=resample_seeds
+    )
+    return SharedBootstrap(point, jackknife, distribution, method)
+
+
+def intervals_from(
+    distribution: np.ndarray,
+    point: np.ndarray,
+    jackknife: np.ndarray,
+    method: CiMethod,
+    confidence: float,
+    n_resamples: int,
+) -> Intervals:
+    """`Intervals` of S systems from their distribution `[B, S]`, scores `[S]` and jackknife `[S, n]`."""
+    low, high, degenerate = interval_bounds(distribution, point, jackknife, method, confidence)
+    return Intervals(
+        point,
+        low,
+        high,
+        distribution.std(axis=0, ddof=1),
+        degenerate,
+        method,
+        confidence,
+        n_resamples,
+        distribution,
+    )
+
+
 def bootstrap_cis(
     values: np.ndarray,
     *,
@@ -187,24 +239,10 @@ def bootstrap_cis(
     if stats.ndim != 4:
         raise ValueError(f"values of shape {np.shape(values)} do not fit [S, (R,) n] or [S, (R,) n, d]")
     check_examples(stats.shape[2])
-    point, jackknife = point_and_jackknife(stats, finalize_fn)
-    check_finite(point, "score")
-    method = effective_method(method, stats.shape[1], resample_seeds)
-    distribution = bootstrap_distribution(
-        stats, finalize_fn, n_resamples=n_resamples, seed=seed, resample_seeds=resample_seeds
+    shared = shared_bootstrap(
+        stats, finalize_fn, method=method, n_resamples=n_resamples, seed=seed, resample_seeds=resample_seeds
     )
-    low, high, degenerate = interval_bounds(distribution, point, jackknife, method, confidence)
-    return Intervals(
-        point,
-        low,
-        high,
-        distribution.std(axis=0, ddof=1),
-        degenerate,
-        method,
-        confidence,
-        n_resamples,
-        distribution,
-    )
+    return intervals_from(shared.distribution, shared.point, shared.jackknife, shared.method, confidence, n_resamples)
 
 
 def bootstrap_ci(

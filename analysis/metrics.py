@@ -30,6 +30,7 @@ class MetricSpec:
 
     @property
     def finalize(self) -> Callable[[np.ndarray], np.ndarray]:
+        """The metric from summed statistics: `finalize(sums[..., d]) -> scores[...]`."""
         return {
             "mean": sufficient.mean_from_sums,
             "macro_f1": sufficient.macro_f1_from_sums,

@@ -38,6 +38,7 @@ class MlflowRuns:
 
 
 def default_cache_dir() -> Path:
+    """Where MLflow artifacts are cached: `$XDG_CACHE_HOME/r2d-analysis/mlflow` (default `~/.cache`)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "r2d-analysis" / "mlflow"
 

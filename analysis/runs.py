@@ -40,11 +40,13 @@ class Run:
 
     @property
     def seed(self) -> int | None:
+        """The training seed from run.json (None if it has none)."""
         seed = self.record.get("seed")
         return None if seed is None else int(seed)
 
     @property
     def usable(self) -> bool:
+        """Whether the run can be analysed: no problem, and predictions loaded."""
         return self.problem is None and self.predictions is not None
 
     def settings(self) -> dict[str, object]:

@@ -19,14 +19,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats as scipy_stats
 
-from analysis.intervals import (
-    CiMethod,
-    Intervals,
-    bootstrap_distribution,
-    effective_method,
-    interval_bounds,
-    point_and_jackknife,
-)
+from analysis.intervals import CiMethod, Intervals, interval_bounds, intervals_from, shared_bootstrap
 from analysis.resampling import (
     DEFAULT_RESAMPLES,
     check_finite,
@@ -68,28 +61,23 @@ class PairedBootstrap:
     n_baselines: int = 1
 
     def _intervals(self, columns: np.ndarray) -> Intervals:
-        dist = self.distribution[:, columns]
-        low, high, flat = interval_bounds(
-            dist, self.point[columns], self.jackknife[columns], self.method, self.confidence
-        )
-        return Intervals(
+        return intervals_from(
+            self.distribution[:, columns],
             self.point[columns],
-            low,
-            high,
-            dist.std(axis=0, ddof=1),
-            flat,
+            self.jackknife[columns],
             self.method,
             self.confidence,
             self.n_resamples,
-            dist,
         )
 
     @cached_property
     def baseline(self) -> Intervals:
+        """The baseline's (or baselines') own intervals, from the same draw."""
         return self._intervals(np.arange(self.n_baselines))
 
     @cached_property
     def systems(self) -> Intervals:
+        """The systems' own intervals, from the same draw."""
         return self._intervals(np.arange(self.n_baselines, self.distribution.shape[1]))
 
 
@@ -146,12 +134,10 @@ def paired_bootstrap(
     base, syst, finalize_fn = systems_and_baseline(baseline, systems, finalize, nan_policy)
     n_base = base.shape[0]
     stacked = np.concatenate([base, syst], axis=0)
-    point, jackknife = point_and_jackknife(stacked, finalize_fn)
-    check_finite(point, "score")
-    method = effective_method(method, syst.shape[1], resample_seeds)
-    distribution = bootstrap_distribution(
-        stacked, finalize_fn, n_resamples=n_resamples, seed=seed, resample_seeds=resample_seeds
+    shared = shared_bootstrap(
+        stacked, finalize_fn, method=method, n_resamples=n_resamples, seed=seed, resample_seeds=resample_seeds
     )
+    point, jackknife, distribution, method = shared.point, shared.jackknife, shared.distribution, shared.method
     base_index = np.zeros(syst.shape[0], dtype=int) if n_base == 1 else np.arange(syst.shape[0])
     sys_dist, base_dist = distribution[:, n_base:], distribution[:, base_index]
     differences = sys_dist - base_dist

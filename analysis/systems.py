@@ -33,10 +33,12 @@ class System:
 
     @property
     def seeds(self) -> list[int]:
+        """The seeds this system has a usable run for, in order."""
         return sorted(self.runs)
 
     @property
     def stratum(self) -> tuple:
+        """The settings that pick its baseline: `(("rationale_source", value),)`."""
         return tuple((key, self.settings.get(key)) for key in STRATUM_SETTINGS)
 
     @property

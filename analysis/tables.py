@@ -61,6 +61,7 @@ class ComparisonRow:
 
     @property
     def compared(self) -> bool:
+        """Whether the row was compared with a baseline (it is not one, and has a difference)."""
         return not self.is_baseline and not math.isnan(self.delta)
 
 
@@ -73,6 +74,7 @@ def _number(value: float, scale: float, signed: bool = False) -> str:
 
 
 def format_p(p: float) -> str:
+    """A p-value as printed: three decimals, `<0.001` below that, `-` when there is none."""
     if p is None or math.isnan(p):
         return "-"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
@@ -193,6 +195,7 @@ _LATEX_SPECIALS = {
 
 
 def latex_escape(text: str) -> str:
+    """`text` with LaTeX's special characters escaped (and Δ as `$\\Delta$`)."""
     return "".join(_LATEX_SPECIALS.get(char, char) for char in str(text))
 
 
