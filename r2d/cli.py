@@ -10,15 +10,24 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn, get_args
 
 from r2d import runner
-from r2d.config import ConfigError, load_config
+from r2d.config import ConfigError, DataConfig, Options, blame, load_config, override_origins
 from r2d.data import DataError, load_dataset
 from r2d.evaluate import evaluate, write_run_dir
 from r2d.modeling import ModelError
+from r2d.preflight import check_run, check_writable
 from r2d.prepare import prepare
 from r2d.runtime import Runtime
 from r2d.schema import CONFIG_FILE, RUN_FILE
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (`prog: error: ...`), exit code 2, as every other."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -28,14 +37,14 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="r2d", description=__doc__)
+    parser = OneLineParser(prog="r2d", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="inspect datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     summary = data_sub.add_parser("summary", help="split sizes and label counts, as JSON")
     _common(summary)
-    summary.add_argument("--dataset", help="pubmedqa | bioasq | jsonl | csv | triage")
+    summary.add_argument("--dataset", choices=get_args(DataConfig.model_fields["dataset"].annotation))
     summary.add_argument("--data-path", help="file or directory of the dataset")
 
     train = sub.add_parser("train", help="train one variant and evaluate it")
@@ -52,24 +61,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_data_summary(args) -> int:
-    overrides = list(args.overrides)
+def cmd_data_summary(args: argparse.Namespace) -> int:
+    options: Options = {}
     if args.dataset:
-        overrides.append(f"data.dataset={args.dataset}")
+        options[f"--dataset {args.dataset}"] = ("data.dataset", args.dataset)
     if args.data_path:
-        overrides.append(f"data.path={args.data_path}")
-    cfg = load_config(args.config, overrides)
+        options[f"--data-path {args.data_path}"] = ("data.path", args.data_path)
+    cfg = load_config(args.config, args.overrides, options)
     print(json.dumps(load_dataset(cfg.data).summary(), indent=1))
     return 0
 
 
-def cmd_train(args) -> int:
-    overrides = list(args.overrides)
+def cmd_train(args: argparse.Namespace) -> int:
+    """Everything checked first (config, --out, data, paths, MLflow, Ray's room), then the run."""
+    options: Options = {}
     if args.workers is not None:
-        overrides.append(f"resources.num_workers={args.workers}")
-    cfg = load_config(args.config, overrides)
+        options[f"--workers {args.workers}"] = ("resources.num_workers", args.workers)
+    cfg = load_config(args.config, args.overrides, options)
     out = Path(args.out)
-    summary = runner.train(cfg, out, on_ray=cfg.resources.num_workers > 1 or args.ray)
+    on_ray = cfg.resources.num_workers > 1 or args.ray
+    try:
+        check_writable(out, "--out", directory=True)
+        check_run(cfg, on_ray=on_ray)
+    except ConfigError as err:
+        raise blame(err, override_origins(args.overrides, options)) from None
+    summary = runner.train(cfg, out, on_ray=on_ray)
     _print_summary(summary, out)
     return 0
 
@@ -84,7 +100,7 @@ def _print_summary(summary: dict, out: Path) -> None:
     print(f"run directory: {out}")
 
 
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
     if not (run_dir / CONFIG_FILE).exists() or not (run_dir / "model").is_dir():
         raise ConfigError(f"--run {run_dir}: not a finished run directory (expected {CONFIG_FILE} and model/)")

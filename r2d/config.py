@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from r2d.textfile import read_yaml_mapping
 from r2d.variants import VARIANT_NAMES, variant_settings
 
 SHAPES = ("linear", "exponential", "inverse_sigmoid", "step", "constant", "confidence_adaptive")
@@ -26,11 +27,46 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow 3's own default store, in
 
 
 class ConfigError(ValueError):
-    """A bad config value; the message is one line naming the key path (or file) and what was expected."""
+    """A bad config value; the message is one line naming the key path (or file) and what was expected.
+
+    `keys` are the dotted keys the error is about (the first is the one named) and `reason` the
+    message without its source, so that `blame` can tell it against the option that set a key."""
+
+    def __init__(self, message: str, keys: tuple[str, ...] = (), reason: str | None = None):
+        super().__init__(message)
+        self.keys, self.reason = keys, message if reason is None else reason
+
+    @classmethod
+    def about(cls, keys: tuple[str, ...], what: str) -> ConfigError:
+        """`keys[0]: what`, about these keys (see `blame`)."""
+        return cls(f"{keys[0]}: {what}", keys, what)
+
+
+class KeysError(ValueError):
+    """Raised by a check across keys (a model validator): `keys` are the keys involved, the first named."""
+
+    def __init__(self, keys: tuple[str, ...], what: str):
+        super().__init__(what)
+        self.keys = keys
+
+
+def _related(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def blame(err: ConfigError, origins: list[tuple[str, str]]) -> ConfigError:
+    """The error told against the option that set one of its keys (the last such in `origins`, a list
+    of (dotted key, option as typed)); unchanged if no option set one."""
+    for key, label in reversed(origins):
+        if err.keys and any(_related(key, k) for k in err.keys):
+            named = "" if key == err.keys[0] else f"{err.keys[0]}: "
+            return ConfigError(f"{label}: {named}{err.reason}", err.keys, err.reason)
+    return err
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # no NaN or infinity anywhere: every float here is a rate, a fraction or a size
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class TriageConfig(_Section):
@@ -50,7 +86,7 @@ class DataConfig(_Section):
     rationale_source: str = "default"  # triage: llm | nurse | nurse_post
     dev_fraction: float = Field(0.1, gt=0.0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0.0, lt=0.5)  # sources without an official test split
-    split_seed: int = 0
+    split_seed: int = 0  # Python's random.Random: any integer works
     max_train_examples: int | None = Field(None, ge=1)
     max_eval_examples: int | None = Field(None, ge=1)
     max_input_tokens: int = Field(256, ge=8, le=4096)
@@ -72,7 +108,7 @@ class TinyT5Config(_Section):
 class ModelConfig(_Section):
     # Any Hugging Face seq2seq hub id or local directory (t5-small, google/flan-t5-base, ...), or
     # the preset "tiny-t5": a small T5Config with a SentencePiece tokenizer trained on the data.
-    name: str = "tiny-t5"
+    name: str = Field("tiny-t5", min_length=1)
     tiny: TinyT5Config = TinyT5Config()
     cache_dir: str = ".cache/r2d"
 
@@ -147,7 +183,7 @@ class EvaluationConfig(_Section):
 class TrackingConfig(_Section):
     enabled: bool = False
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
-    experiment: str = "r2d"
+    experiment: str = Field("r2d", min_length=1)
     log_model: bool = False
 
 
@@ -179,7 +215,7 @@ class DebugConfig(_Section):
 class Config(_Section):
     run_name: str | None = None
     variant: Literal[VARIANT_NAMES] = "r2d"  # type: ignore[valid-type]
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**63 - 1)  # numpy's SeedSequence takes no negative seed; torch's 64 bits
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     stage1: Stage1Config = Stage1Config()
@@ -192,25 +228,42 @@ class Config(_Section):
     @model_validator(mode="after")
     def _check_budget(self) -> Config:
         if self.stage2.eval_every > self.stage2.max_steps:
-            raise ValueError("stage2.eval_every must be <= stage2.max_steps")
+            raise KeysError(("stage2.eval_every", "stage2.max_steps"),
+                            f"{self.stage2.eval_every} must be <= stage2.max_steps ({self.stage2.max_steps})")
+        return self
+
+    @model_validator(mode="after")
+    def _check_batches(self) -> Config:
+        """Each worker takes an equal share of a batch, in grad_accum equal micro-batches (r2d/train.py
+        checks it again when a stage starts). Stage 1 only if the variant trains it (the variant wins)."""
+        workers = self.resources.num_workers
+        stages = [("stage1", self.stage1)] if variant_settings(self.variant)["stage1.enabled"] else []
+        for name, stage in stages + [("stage2", self.stage2)]:
+            if stage.batch_size % (workers * stage.grad_accum):
+                raise KeysError((f"{name}.batch_size", "resources.num_workers", f"{name}.grad_accum"),
+                                f"{stage.batch_size} must be divisible by resources.num_workers x {name}.grad_accum "
+                                f"({workers} x {stage.grad_accum})")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
 
-def _format_error(err: ValidationError, source: str) -> str:
+def _config_error(err: ValidationError, source: str) -> ConfigError:
+    """The first of pydantic's errors as one line: the key, what was expected, what was given."""
     first = err.errors()[0]
-    path = ".".join(str(p) for p in first["loc"]) or "(root)"
-    kind = first["type"]
-    if kind == "extra_forbidden":
+    cause = first.get("ctx", {}).get("error")
+    keys = cause.keys if isinstance(cause, KeysError) else (".".join(str(p) for p in first["loc"]) or "(root)",)
+    if isinstance(cause, KeysError):
+        what = str(cause)
+    elif first["type"] == "extra_forbidden":
         what = "unknown key"
     else:
         what = first["msg"]
         if "input" in first and not isinstance(first["input"], dict):
             what += f" (got {first['input']!r})"
     more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    return f"{source}: {path}: {what}{more}"
+    return ConfigError(f"{source}: {keys[0]}: {what}{more}", keys, what + more)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -219,8 +272,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {text!r}: expected key.path=value")
     key, raw = text.split("=", 1)
     key = key.strip()
-    if not key:
-        raise ConfigError(f"--set {text!r}: empty key")
+    if not key or "" in key.split("."):
+        raise ConfigError(f"--set {text!r}: expected key.path=value (an empty key or key part)")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
@@ -240,52 +293,61 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply dotted overrides to a raw config dict (validation comes after, on the whole)."""
+# An option other than --set that sets one key: {option as typed: (dotted key, value)}, e.g.
+# {"--workers 2": ("resources.num_workers", 2)}. Its value is taken as given, not parsed as YAML.
+Options = dict[str, tuple[str, Any]]
+
+
+def _assignments(overrides: list[str], options: Options | None) -> list[tuple[str, str, Any]]:
+    """(option as typed, dotted key, value) of every override, in the order they apply: --set, then options."""
+    out = []
     for text in overrides:
         path, value = parse_override(text)
+        out.append((f"--set {text}", ".".join(path), value))
+    return out + [(label, key, value) for label, (key, value) in (options or {}).items()]
+
+
+def override_origins(overrides: list[str], options: Options | None = None) -> list[tuple[str, str]]:
+    """(dotted key, option as typed) of every override: what `blame` tells an error against."""
+    return [(key, label) for label, key, _ in _assignments(overrides, options)]
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], options: Options | None = None) -> dict[str, Any]:
+    """Apply dotted overrides to a raw config dict (validation comes after, on the whole)."""
+    for label, key, value in _assignments(overrides, options):
         try:
-            set_dotted(data, ".".join(path), value)
+            set_dotted(data, key, value)
         except ConfigError as err:
-            raise ConfigError(f"--set {text}: {str(err).split(': ', 1)[1]}") from None
+            raise ConfigError(f"{label}: {str(err).split(': ', 1)[1]}") from None
     return data
 
 
-def read_config(path: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+def read_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                options: Options | None = None) -> dict[str, Any]:
     """The user's config as a checked dict: a YAML file (or the defaults) plus overrides, every key
     validated, local paths absolute, but the variant *not* applied. A sweep keeps this as its base
-    and resolves each trial's config from it (base + trial settings) once. Raises ConfigError."""
-    data: dict[str, Any] = {}
-    source = "config"
-    if path is not None:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{path}:{where} invalid YAML") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-    data = _validate(apply_overrides(data, overrides or []), source).to_dict()
+    and resolves each trial's config from it (base + trial settings) once. Raises ConfigError, told
+    against the option (--set KEY=VALUE, --workers N, ...) that set the bad key, else the file."""
+    data = read_yaml_mapping(Path(path), ConfigError) if path is not None else {}
+    source = str(path) if path is not None else "config"
+    data = apply_overrides(data, overrides or [], options)
+    data = _validate(data, source, override_origins(overrides or [], options)).to_dict()
     _absolute_paths(data)
     return data
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                options: Options | None = None) -> Config:
     """Read a YAML file (or the defaults), apply overrides, validate and resolve. Raises ConfigError."""
-    return validate_config(read_config(path, overrides), str(path) if path is not None else "config")
+    return validate_config(read_config(path, overrides, options), str(path) if path is not None else "config",
+                           override_origins(overrides or [], options))
 
 
-def _validate(data: dict[str, Any], source: str) -> Config:
+def _validate(data: dict[str, Any], source: str, origins: list[tuple[str, str]] | None = None) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_error(err, source)) from None
+        raise blame(_config_error(err, source), origins or []) from None
 
 
 def absolute_path(path: str) -> str:
@@ -310,14 +372,16 @@ def _absolute_paths(data: dict[str, Any]) -> None:
     data["tracking"]["tracking_uri"] = uri
 
 
-def validate_config(data: dict[str, Any], source: str = "config") -> Config:
-    """Validate a raw config dict and resolve it: the variant's settings applied, paths absolute."""
-    user = _validate(data, source)
+def validate_config(data: dict[str, Any], source: str = "config",
+                    origins: list[tuple[str, str]] | None = None) -> Config:
+    """Validate a raw config dict and resolve it: the variant's settings applied, paths absolute.
+    `origins` (see `override_origins`) name the options an error in their keys is told against."""
+    user = _validate(data, source, origins)
     resolved = user.to_dict()
     for dotted, value in variant_settings(user.variant).items():
         set_dotted(resolved, dotted, value)
     _absolute_paths(resolved)
-    return _validate(resolved, f"{source} (variant {user.variant})")
+    return _validate(resolved, f"{source} (variant {user.variant})", origins)
 
 
 def dump_config(config: Config, path: str | Path) -> None:

@@ -22,10 +22,11 @@ def test_dotted_override_parses_types():
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("stage2.schedule.shap=linear", "config: stage2.schedule.shap: unknown key"),
-        ("stage2.schedule.shape=cosine", "config: stage2.schedule.shape: Input should be"),
-        ("stage2.schedule.cap=1.5", "config: stage2.schedule.cap: Input should be less than or equal to 1"),
-        ("stage1.batch_size=many", "config: stage1.batch_size: Input should be a valid integer"),
+        ("stage2.schedule.shap=linear", "--set stage2.schedule.shap=linear: unknown key"),
+        ("stage2.schedule.shape=cosine", "--set stage2.schedule.shape=cosine: Input should be"),
+        ("stage2.schedule.cap=1.5", "--set stage2.schedule.cap=1.5: Input should be less than or equal to 1"),
+        ("stage1.batch_size=many", "--set stage1.batch_size=many: Input should be a valid integer"),
+        ("stage2={max_steps: 0}", "--set stage2={max_steps: 0}: stage2.max_steps: Input should be greater than"),
         ("seed", "--set 'seed': expected key.path=value"),
     ],
 )
@@ -41,7 +42,8 @@ def test_bad_files(tmp_path):
         load_config(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("stage1: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: line \d+ invalid YAML"):
+    with pytest.raises(ConfigError, match=r"bad.yaml: line 2: invalid YAML \(expected ',' or '\]', but got "
+                       r"'<stream end>', while parsing a flow sequence started on line 1\)$"):
         load_config(bad)
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("stage3: {max_steps: 1}\n")

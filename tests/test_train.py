@@ -114,9 +114,11 @@ def test_nan_loss_fails_the_run_and_says_so(cache_dir, tmp_path):
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "--set", "stage2.schedule.shape=cosine", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("r2d: error: config: stage2.schedule.shape:") and "\n" not in err
+    assert err.startswith("r2d: error: --set stage2.schedule.shape=cosine: Input should be") and "\n" not in err
     assert main(["train", "--set", f"model.name={tmp_path}/missing", "--out", str(tmp_path / "o")]) == 2
-    assert "no such model directory" in capsys.readouterr().err
+    assert capsys.readouterr().err == (f"r2d: error: --set model.name={tmp_path}/missing: {tmp_path}/missing: "
+                                       "no such model directory\n")
+    assert not (tmp_path / "o").exists()  # checked before the run directory was made
     assert main(["evaluate", "--run", str(tmp_path / "nothing")]) == 2
     assert "not a finished run directory" in capsys.readouterr().err
 

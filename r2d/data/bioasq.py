@@ -24,12 +24,16 @@ def read_examples(path: Path) -> list[Example]:
         raise DataError(f"{path}: expected an object with a 'questions' list (BioASQ Task B format)")
     examples = []
     for n, q in enumerate(data["questions"]):
+        if not isinstance(q, dict):
+            raise DataError(f"{path}: questions[{n}]: expected an object, got {type(q).__name__}")
         if q.get("type") != "yesno":
             continue
         qid = str(q.get("id", f"#{n}"))
         for key in ("body", "snippets", "exact_answer", "ideal_answer"):
             if key not in q:
                 raise DataError(f"{path}: id {qid}: missing field {key}")
+        if not isinstance(q["snippets"], list) or not all(isinstance(s, dict) for s in q["snippets"]):
+            raise DataError(f"{path}: id {qid}: snippets: expected a list of objects with 'text'")
         contexts = [str(s.get("text", "")) for s in q["snippets"]]
         examples.append(
             Example(

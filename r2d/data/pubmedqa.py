@@ -13,6 +13,7 @@ from pathlib import Path
 
 from r2d.config import DataConfig
 from r2d.data.base import DataError, Dataset, Example, check_examples, normalise_label, stratified_split
+from r2d.textfile import read_text_file
 
 LABELS = ["maybe", "no", "yes"]
 HUB_ID, HUB_CONFIG = "qiaojin/PubMedQA", "pqa_labeled"
@@ -41,19 +42,20 @@ def make_input(question: str, contexts: list[str]) -> str:
 
 
 def _read_json(path: Path) -> dict:
+    text = read_text_file(path, DataError)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        return json.loads(text)
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: line {err.lineno}: invalid JSON ({err.msg})") from None
 
 
 def _from_records(records: dict[str, dict], source: str) -> list[Example]:
+    if not isinstance(records, dict):
+        raise DataError(f"{source}: expected an object of records by PMID, got {type(records).__name__}")
     examples = []
     for pmid, rec in records.items():
+        if not isinstance(rec, dict):
+            raise DataError(f"{source}: id {pmid}: expected an object, got {type(rec).__name__}")
         for key in ("QUESTION", "CONTEXTS", "final_decision", "LONG_ANSWER"):
             if key not in rec:
                 raise DataError(f"{source}: id {pmid}: missing field {key}")
@@ -69,7 +71,7 @@ def _from_records(records: dict[str, dict], source: str) -> list[Example]:
     return examples
 
 
-def _local_dir(cfg: DataConfig) -> Path | None:
+def local_dir(cfg: DataConfig) -> Path | None:
     if cfg.path:
         return Path(cfg.path)
     for candidate in DEFAULT_DIRS:
@@ -94,7 +96,7 @@ def _hub_records() -> dict[str, dict]:
 
 
 def load(cfg: DataConfig) -> Dataset:
-    root = _local_dir(cfg)
+    root = local_dir(cfg)
     if root is None:
         # The hub copy has the same 1,000 examples but not the official test ids (those ship with
         # the reference repository's test_ground_truth.json): carve a stratified, seeded half.
@@ -108,6 +110,8 @@ def load(cfg: DataConfig) -> Dataset:
     examples = _from_records(_read_json(root / "ori_pqal.json"), source)
     truth_path = root / "test_ground_truth.json"
     truth = _read_json(truth_path)
+    if not isinstance(truth, dict):
+        raise DataError(f"{truth_path}: expected an object of labels by PMID, got {type(truth).__name__}")
     by_id = {ex.id: ex for ex in examples}
     for pmid, label in truth.items():
         if pmid not in by_id:

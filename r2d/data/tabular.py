@@ -7,51 +7,73 @@ otherwise test and dev are carved stratified and seeded. The label set is the la
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
 from r2d.config import DataConfig
 from r2d.data.base import DataError, Dataset, Example, check_examples, label_set, normalise_label, split_three_ways
+from r2d.textfile import read_text_file
 
 REQUIRED = ("question", "label", "rationale")
 
 
-def _rows_jsonl(path: Path) -> list[tuple[int, dict]]:
+def _rows_jsonl(path: Path, text: str) -> list[tuple[int, dict]]:
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}: line {lineno}: invalid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {lineno}: expected a JSON object")
-            rows.append((lineno, row))
+    for lineno, line in enumerate(text.split("\n"), 1):  # not splitlines: JSON strings may hold U+2028
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: line {lineno}: invalid JSON ({err.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: line {lineno}: expected a JSON object")
+        rows.append((lineno, row))
     return rows
 
 
-def _rows_csv(path: Path) -> list[tuple[int, dict]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        return [(n, row) for n, row in enumerate(reader, 2)]  # line 1 is the header
+def _rows_csv(path: Path, text: str) -> list[tuple[int, dict]]:
+    """Rows as dicts with their line (a quoted field may span lines: the line the row ends on). A
+    header naming a column twice, or a row with more fields than the header, is an error."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = []
+    try:
+        header = reader.fieldnames or []
+        twice = sorted({name for name in header if header.count(name) > 1})
+        if twice:
+            raise DataError(f"{path}: line 1: header names column {twice[0]!r} twice")
+        missing = [key for key in REQUIRED if key not in header]
+        if header and missing:
+            raise DataError(f"{path}: line 1: the header has no {missing[0]!r} column "
+                            f"(expected {', '.join(REQUIRED)}; optional id, source, split)")
+        for row in reader:
+            if None in row:  # DictReader's restkey: the fields past the header's
+                raise DataError(f"{path}: line {reader.line_num}: {len(header) + len(row[None])} fields, "
+                                f"the header has {len(header)}")
+            rows.append((reader.line_num, row))
+    except csv.Error as err:
+        raise DataError(f"{path}: line {reader.line_num}: invalid CSV ({err})") from None
+    return rows
+
+
+def _check_fields(path: Path, lineno: int, row: dict) -> None:
+    for key in REQUIRED:
+        value = row.get(key)
+        if value is None or str(value).strip() == "":
+            raise DataError(f"{path}: line {lineno}: {'missing' if value is None else 'empty'} field {key!r}")
+        if isinstance(value, (dict, list)):
+            raise DataError(f"{path}: line {lineno}: field {key!r}: expected text, got a JSON "
+                            f"{'object' if isinstance(value, dict) else 'array'}")
 
 
 def read_examples(path: Path, kind: str) -> tuple[list[Example], dict[str, str]]:
     """Returns examples and {id: split} for rows that name their split."""
-    try:
-        rows = _rows_jsonl(path) if kind == "jsonl" else _rows_csv(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    text = read_text_file(path, DataError)
+    rows = _rows_jsonl(path, text) if kind == "jsonl" else _rows_csv(path, text)
     examples, splits = [], {}
     for lineno, row in rows:
-        for key in REQUIRED:
-            if row.get(key) is None or str(row[key]).strip() == "":
-                what = "missing field" if row.get(key) is None else "empty field"
-                raise DataError(f"{path}: line {lineno}: {what} {key!r}")
+        _check_fields(path, lineno, row)
         ex_id = str(row.get("id") or f"line{lineno}")
         examples.append(
             Example(
