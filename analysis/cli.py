@@ -92,8 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @dataclass
-class _Source:
-    """The runs a command reads, and where they came from."""
+class _LoadedRuns:
+    """The runs a command reads, and what it needs to know about where they came from."""
 
     runs: list[Run]
     default_name: str  # names the default output directory
@@ -103,10 +103,11 @@ class _Source:
 
 
 def _report_command(arguments: argparse.Namespace) -> int:
-    source = _load(arguments)
-    out_dir = Path(arguments.out or Path("outputs") / "analysis" / str(source.default_name).replace("/", "_"))
+    """Load the runs, build and write the report, print it, and attach it to the sweep's parent run."""
+    loaded = _load(arguments)
+    out_dir = Path(arguments.out or Path("outputs") / "analysis" / str(loaded.default_name).replace("/", "_"))
     report = build_report(
-        source.runs,
+        loaded.runs,
         out_dir=out_dir,
         metrics=arguments.metrics,
         baseline=arguments.baseline,
@@ -120,17 +121,17 @@ def _report_command(arguments: argparse.Namespace) -> int:
         split=arguments.split,
         dataset=arguments.dataset,
         plots=not arguments.no_plots,
-        extra_notes=source.notes,
-        source_option=source.option,
+        extra_notes=loaded.notes,
+        source_option=loaded.option,
     )
     print(report.markdown)
     print(f"wrote {len(report.files)} files to {out_dir}", file=sys.stderr)
-    if source.parent_ids and not arguments.no_attach:
-        _attach(report, source.parent_ids, arguments.tracking_uri)
+    if loaded.parent_ids and not arguments.no_attach:
+        _attach(report, loaded.parent_ids, arguments.tracking_uri)
     return 0
 
 
-def _load(arguments: argparse.Namespace) -> _Source:
+def _load(arguments: argparse.Namespace) -> _LoadedRuns:
     """Runs from `--runs` directories, or from MLflow (`--experiment`, `--sweep-id`, `--filter`)."""
     sources = [
         arguments.runs is not None,
@@ -139,7 +140,7 @@ def _load(arguments: argparse.Namespace) -> _Source:
     if sum(sources) != 1:
         raise InputError("--runs", "give either --runs DIR... or MLflow runs (--experiment, --sweep-id, --filter)")
     if arguments.runs is not None:
-        return _Source(load_run_dirs(arguments.runs, split=arguments.split), "runs", "--runs")
+        return _LoadedRuns(load_run_dirs(arguments.runs, split=arguments.split), "runs", "--runs")
     found = load_mlflow_runs(
         experiment=arguments.experiment,
         sweep_id=arguments.sweep_id,
@@ -153,7 +154,7 @@ def _load(arguments: argparse.Namespace) -> _Source:
             "--experiment" if arguments.experiment else "--sweep-id",
             "no training run (with a run.json artifact) found in MLflow",
         )
-    return _Source(
+    return _LoadedRuns(
         found.runs,
         default_name=arguments.sweep_id or arguments.experiment or "mlflow",
         option="--sweep-id" if arguments.sweep_id else "--experiment" if arguments.experiment else "--filter",

@@ -190,16 +190,16 @@ def report_for_sweep(
 
     `build_options` are `build_report`'s keyword arguments (metrics, baseline, n_resamples...).
     """
-    source = load_mlflow_runs(
+    found = load_mlflow_runs(
         experiment=experiment,
         sweep_id=sweep_id,
         tracking_uri=tracking_uri,
         split=build_options.get("split", "test"),
         cache_dir=cache_dir,
     )
-    if not source.runs:
+    if not found.runs:
         raise InputError("--sweep-id", f"no training run with tag r2d.sweep_id = {sweep_id!r}")
-    report = build_report(source.runs, out_dir=out_dir, **build_options)
-    if attach and len(source.parent_run_ids) == 1:
-        attach_to_mlflow(report, source.parent_run_ids[0], tracking_uri=tracking_uri)
+    report = build_report(found.runs, out_dir=out_dir, **build_options)
+    if attach and len(found.parent_run_ids) == 1:
+        attach_to_mlflow(report, found.parent_run_ids[0], tracking_uri=tracking_uri)
     return report
