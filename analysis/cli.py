@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
         "--test",
         default="auto",
         choices=TESTS,
-        help="test for the table's p-values (auto: paired bootstrap with one seed, t-test over seeds with several)",
+        help="test for the table's p-values (auto: paired bootstrap with one seed, t-test over seeds with several); "
+        "randomization and mcnemar ignore seed variance with several seeds",
     )
     report.add_argument("--ci", default="bca", choices=CI_METHODS, help="bootstrap interval (default bca)")
     report.add_argument("--confidence", type=float, default=0.95)
@@ -75,6 +76,18 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
     report.add_argument("--correction", default="holm", choices=CORRECTIONS, help="many-comparisons correction")
     report.add_argument("--alpha", type=float, default=0.05)
+    report.add_argument(
+        "--target-effect",
+        type=float,
+        metavar="POINTS",
+        help="a difference to power for, in points (e.g. 2 = 2 accuracy points or 2 BLEU): "
+        "each comparison gets the seeds needed to detect it at 80%% power",
+    )
+    report.add_argument(
+        "--exclude-unhealthy",
+        action="store_true",
+        help="leave runs flagged collapsed, still_improving, diverged or failed out of the statistics",
+    )
     report.add_argument("--out", help="output directory (default outputs/analysis/<experiment|sweep|runs>)")
     report.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     report.add_argument("--no-attach", action="store_true", help="do not log the outputs to the sweep's parent run")
@@ -123,6 +136,8 @@ def _report_command(arguments: argparse.Namespace) -> int:
         plots=not arguments.no_plots,
         extra_notes=loaded.notes,
         source_option=loaded.option,
+        target_effect=arguments.target_effect,
+        exclude_unhealthy=arguments.exclude_unhealthy,
     )
     print(report.markdown)
     print(f"wrote {len(report.files)} files to {out_dir}", file=sys.stderr)

@@ -27,6 +27,12 @@ class MetricSpec:
     kind: str  # "mean" (a predictions column), "macro_f1" or "corpus_bleu"
     binary: bool = False  # 0/1 per example: McNemar applies
     column: str | None = None
+    display_range: float = 100.0  # the metric's range in display units (0-100 % or 0-100 BLEU)
+
+    @property
+    def span(self) -> float:
+        """The width of the metric's range in its raw units (1.0 for fractions, 100 for BLEU)."""
+        return self.display_range / self.scale
 
     @property
     def finalize(self) -> Callable[[np.ndarray], np.ndarray]:
@@ -49,8 +55,8 @@ class MetricSpec:
         """Whether the run has this metric at all (an unconfigured judge leaves its column empty)."""
         if self.kind == "mean":
             return self.column in frame.columns and bool(frame[self.column].notna().any())
-        if self.kind == "corpus_bleu":
-            return bool((frame["pred_rationale"] != "").any() or (frame["gold_rationale"] != "").any())
+        if self.kind == "corpus_bleu":  # a run that wrote rationales has sentence BLEU (0 for empty ones)
+            return bool(frame["bleu"].notna().any() or (frame["pred_rationale"] != "").any())
         return True
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analysis.errors import InputError
+from analysis.health import health_from_tags
 from analysis.runs import Run, attach_predictions
 from r2d.schema import RUN_FILE, predictions_path
 
@@ -156,10 +157,13 @@ def _download_run(client: MlflowClient, mlflow_run: MlflowRun, split: str, cache
         if "r2d.variant" not in mlflow_run.data.tags:
             return None
         record = _record_from_tags(mlflow_run)  # a run that failed before writing run.json
-        return Run(record["run_name"], record, f"mlflow:{run_id}", problem=f"MLflow status {status}, no run.json")
+        problem = f"MLflow status {status}, no run.json"
+        return Run(record["run_name"], record, f"mlflow:{run_id}", problem=problem, timestamp=_started(mlflow_run))
     record = json.loads(record_path.read_text())
     record.setdefault("mlflow_run_id", run_id)
-    run = Run(str(record.get("run_name") or mlflow_run.info.run_name or run_id), record, f"mlflow:{run_id}")
+    _fill_from_tags(record, mlflow_run.data.tags)
+    name = str(record.get("run_name") or mlflow_run.info.run_name or run_id)
+    run = Run(name, record, f"mlflow:{run_id}", timestamp=_started(mlflow_run))
     if not finished:
         error = record.get("error")
         run.problem = f"MLflow status {status}" + (f" ({str(error).splitlines()[0][:120]})" if error else "")
@@ -168,9 +172,28 @@ def _download_run(client: MlflowClient, mlflow_run: MlflowRun, split: str, cache
     return attach_predictions(run, cache / predictions_path(split), split)
 
 
+def _started(mlflow_run: MlflowRun) -> float | None:
+    """The run's MLflow start time in seconds (None if unknown): the newer of two duplicate runs is kept."""
+    start = mlflow_run.info.start_time
+    return None if start is None else start / 1000.0
+
+
+def _fill_from_tags(record: dict, tags: dict[str, str]) -> None:
+    """Health from the run's tags (`r2d.health.<flag>`) when its run.json has none."""
+    if "health" not in record:
+        health = health_from_tags(tags)
+        if health is not None:
+            record["health"] = health
+
+
 def _record_from_tags(mlflow_run: MlflowRun) -> dict:
     tags = mlflow_run.data.tags
-    record = {key[len("r2d.") :]: value for key, value in tags.items() if key.startswith("r2d.")}
+    record = {
+        key[len("r2d.") :]: value for key, value in tags.items() if key.startswith("r2d.") and key.count(".") == 1
+    }
+    health = health_from_tags(tags)
+    if health is not None:
+        record["health"] = health
     record["run_name"] = mlflow_run.info.run_name or mlflow_run.info.run_id
     record["status"] = mlflow_run.info.status
     if "seed" in record:

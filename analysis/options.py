@@ -6,6 +6,7 @@ command line, the rows and the table's footer and signatures name them one way.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ TEST_LABELS = {
     "t-test": "paired t-test over seeds",
     "wilcoxon": "Wilcoxon signed-rank over seeds",
 }
+EXAMPLE_LEVEL_TESTS = ("randomization", "mcnemar")
+"""Tests on (seed, example) pairs that, with several seeds, treat them as independent: they ignore seed variance."""
 MIN_RESAMPLES = 100
 
 
@@ -37,6 +40,7 @@ class AnalysisOptions:
     test: str = "auto"
     correction: str = "holm"
     alpha: float = 0.05
+    target_effect: float | None = None  # a difference to power for, in display units (points); None: none
 
     def validate(self) -> None:
         """Raise `InputError`, naming the option, for a value the report cannot use."""
@@ -48,6 +52,10 @@ class AnalysisOptions:
             raise InputError("--ci", f"unknown interval {self.ci!r}; expected bca or percentile")
         if self.n_resamples < MIN_RESAMPLES:
             raise InputError("--resamples", f"{self.n_resamples} resamples is too few; expected >= 100 (default 10000)")
+        if self.target_effect is not None and not (math.isfinite(self.target_effect) and self.target_effect > 0):
+            raise InputError(
+                "--target-effect", f"expected a positive difference in points (e.g. 2), got {self.target_effect}"
+            )
         if not 0 < self.alpha < 1 or not 0 < self.confidence < 1:
             raise InputError(
                 "--alpha", f"expected alpha and confidence in (0, 1), got {self.alpha} and {self.confidence}"

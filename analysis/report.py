@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis.decide import seeds_needed_notes
 from analysis.errors import InputError
 from analysis.metrics import MetricSpec
 from analysis.mlflow_runs import load_mlflow_runs
@@ -70,35 +71,48 @@ def build_report(
     plots: bool = True,
     extra_notes: Sequence[str] = (),
     source_option: str = "--runs",
+    target_effect: float | None = None,
+    exclude_unhealthy: bool = False,
 ) -> Report:
     """Analyse runs (or `MatchedSystems`) and, with `out_dir`, write the table, CSV, LaTeX and plots.
 
+    `target_effect` (display units: points) gets its own seeds-needed figure per comparison;
+    `exclude_unhealthy` leaves runs with an unhealthy flag out of every statistic (and says so).
     Raises `InputError` (naming the option) for bad input: no usable run, unknown metric or baseline...
     """
-    options = AnalysisOptions(n_resamples, seed, ci, confidence, test, correction, alpha)
+    options = AnalysisOptions(n_resamples, seed, ci, confidence, test, correction, alpha, target_effect)
     options.validate()
-    matched = _matched(runs, split=split, dataset=dataset, source_option=source_option)
+    matched = _matched(
+        runs, split=split, dataset=dataset, source_option=source_option, exclude_unhealthy=exclude_unhealthy
+    )
     notes = list(extra_notes) + list(matched.notes)
-    specs = choose_metrics(matched, metrics, notes)
-    options.check_metrics(specs)
+    choice = choose_metrics(matched, metrics, notes)
+    options.check_metrics(choice.specs)
     chosen = choose_baselines(matched, baseline)
     notes += baseline_notes(chosen, baseline)
-    rows = compose_rows(matched, specs, chosen, options, notes)
-    report = _render(matched, rows, specs, chosen, notes, options)
+    rows = compose_rows(matched, choice, chosen, options, notes)
+    notes += seeds_needed_notes(rows, choice.specs, target_effect, len(matched.example_ids))
+    report = _render(matched, rows, choice.specs, chosen, notes, options)
     if out_dir is not None:
         write_report(report, out_dir, plots=plots)
     return report
 
 
 def _matched(
-    runs: Sequence[Run] | MatchedSystems, *, split: str, dataset: str | None, source_option: str
+    runs: Sequence[Run] | MatchedSystems,
+    *,
+    split: str,
+    dataset: str | None,
+    source_option: str,
+    exclude_unhealthy: bool,
 ) -> MatchedSystems:
     """The runs as matched systems, refusing fewer common examples than the bootstrap needs."""
-    matched = (
-        runs
-        if isinstance(runs, MatchedSystems)
-        else match_systems(runs, split=split, dataset=dataset, source_option=source_option)
-    )
+    if isinstance(runs, MatchedSystems):
+        matched = runs
+    else:
+        matched = match_systems(
+            runs, split=split, dataset=dataset, source_option=source_option, exclude_unhealthy=exclude_unhealthy
+        )
     if len(matched.example_ids) < MIN_EXAMPLES:
         raise InputError(
             source_option,
@@ -123,9 +137,7 @@ def _render(
         for spec in specs
     }
     baselines = {stratum_label(stratum): system.name for stratum, system in chosen.items() if system}
-    tests_used = {row.test for row in rows if row.test}
-    seeds_used = any(len(row.seeds) > 1 for row in rows)
-    footer_lines = footer(options, baselines, tests_used or {"paired-bootstrap"}, seeds_used)
+    footer_lines = footer(options, baselines, rows)
     signature_lines = list(signatures.values())
     note_lines = (
         ["", "Notes (mismatches are reported, never dropped silently):"] + [f"- {note}" for note in notes]

@@ -1,13 +1,16 @@
 """Composing the table's rows: one `ComparisonRow` per (system, metric), from the statistics modules.
 
-Per metric:
-1. each system on its own: mean over seeds, bootstrap CI, per-seed scores (systems with the same
-   seeds share one resample draw);
-2. each system against its stratum's baseline, grouped by (baseline, seeds in common) so that a
-   group shares one draw: the paired bootstrap, randomisation, McNemar (0/1 metrics), and the t-test
-   and Wilcoxon over seeds (two seeds or more); the table's test gives the row's delta CI and p;
+Each system's row uses one set of seeds for its mean, CI and delta (`analysis.seedplan`: those it
+shares with its baseline). Per metric, over the systems that have it:
+1. each system on its own: mean over its row's seeds, bootstrap CI, per-seed scores (systems with
+   the same seeds share one resample draw);
+2. each system against its stratum's baseline, grouped by (baseline, seeds) so that a group shares
+   one draw: the paired bootstrap, randomisation, McNemar (0/1 metrics), and the t-test and Wilcoxon
+   over seeds (two seeds or more); the table's test gives the row's delta CI and p;
 3. the rows in table order (strata, baseline first), p-values corrected across the metric's
-   comparisons, and each difference's minimum detectable effect.
+   comparisons, each difference's minimum detectable effect and the seeds needed to detect its
+   observed delta and the `--target-effect`, and words instead of numbers that cannot be true
+   (`analysis.decide`).
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis import across_seeds, intervals, power, significance, sufficient
+from analysis.decide import undecided_words
 from analysis.metrics import MetricSpec
 from analysis.options import AnalysisOptions
+from analysis.seedplan import SeedsByRow, plan_seeds
+from analysis.selection import MetricChoice
 from analysis.systems import MatchedSystems, System
 from analysis.tables import ComparisonRow
 
@@ -28,8 +34,20 @@ Baselines = dict[tuple, System | None]
 """Stratum -> its baseline system (None: no baseline, so its systems are not compared)."""
 Groups = dict[tuple[str, tuple[int, ...]], list[System]]
 """(baseline name, seeds shared with it) -> the systems compared with that baseline on those seeds."""
-StdErrors = dict[str, tuple[float, int | None]]
-"""System name -> (standard error of its difference, the t-test's degrees of freedom or None): for its MDE."""
+
+
+@dataclass(frozen=True)
+class Spread:
+    """How uncertain one difference is: its standard error, the t-test's degrees of freedom (None: normal),
+    and the standard deviation of its per-seed differences (NaN with one seed): for its MDE and seeds needed."""
+
+    std_error: float
+    df: int | None
+    seed_sd: float
+
+
+Spreads = dict[str, Spread]
+"""System name -> the spread of its difference from the baseline."""
 
 
 class StatisticsCache:
@@ -43,7 +61,8 @@ class StatisticsCache:
         """Statistics `[n, d]` of one run."""
         key = (system.name, seed, spec.name)
         if key not in self._cache:
-            self._cache[key] = spec.statistics(self.matched.frame(system, seed), self.matched.labels)
+            classes = self.matched.classes or self.matched.labels
+            self._cache[key] = spec.statistics(self.matched.frame(system, seed), classes)
         return self._cache[key]
 
     def system(self, system: System, seeds: Sequence[int], spec: MetricSpec) -> np.ndarray:
@@ -68,49 +87,55 @@ class GroupTests:
 
 def compose_rows(
     matched: MatchedSystems,
-    specs: Sequence[MetricSpec],
+    choice: MetricChoice,
     baselines: Baselines,
     options: AnalysisOptions,
     notes: list[str],
 ) -> list[ComparisonRow]:
     """The table's rows, metric by metric (see the module's docstring); mismatches are added to `notes`."""
     cache = StatisticsCache(matched)
+    seeds = plan_seeds(matched, baselines, notes)
     rows: list[ComparisonRow] = []
-    for spec in specs:
-        rows += metric_rows(matched, spec, baselines, cache, options, notes)
+    for spec in choice.specs:
+        systems = [system for system in matched.systems if choice.applies(spec, system)]
+        rows += metric_rows(matched, spec, systems, baselines, seeds, cache, options, notes)
     return rows
 
 
 def metric_rows(
     matched: MatchedSystems,
     spec: MetricSpec,
+    systems: list[System],
     baselines: Baselines,
+    seeds: SeedsByRow,
     cache: StatisticsCache,
     options: AnalysisOptions,
     notes: list[str],
 ) -> list[ComparisonRow]:
-    """The rows of one metric, in table order, compared, corrected and with their MDEs."""
-    _note_unscored(matched, spec, notes)
-    rows = _system_rows(matched, spec, baselines, cache, options)
-    std_errors: StdErrors = {}
-    for (baseline_name, seeds), members in _comparison_groups(matched, spec, baselines, notes).items():
-        tests = _run_tests(cache, spec, matched.system(baseline_name), seeds, members, options)
-        test = options.test_for(len(seeds))
+    """The rows of one metric (for the `systems` that have it), in table order, compared, corrected, with MDEs."""
+    _note_unscored(matched, spec, systems, seeds, notes)
+    rows = _system_rows(matched, spec, systems, baselines, seeds, cache, options)
+    spreads: Spreads = {}
+    for (baseline_name, group_seeds), members in _comparison_groups(spec, systems, baselines, seeds, notes).items():
+        tests = _run_tests(cache, spec, matched.system(baseline_name), group_seeds, members, options)
+        test = options.test_for(len(group_seeds))
         for index, system in enumerate(members):
-            std_errors[system.name] = _fill_comparison(rows[system.name], tests, index, test, seeds)
-        notes += _test_notes(spec, test, seeds, members)
-    ordered = _table_order(matched, rows)
-    _correct(ordered, std_errors, options)
+            spreads[system.name] = _fill_comparison(rows[system.name], tests, index, test, group_seeds)
+        notes += _test_notes(spec, test, group_seeds, members)
+    ordered = _table_order(systems, rows)
+    _correct(ordered, spreads, options, spec)
     return ordered
 
 
-def _note_unscored(matched: MatchedSystems, spec: MetricSpec, notes: list[str]) -> None:
+def _note_unscored(
+    matched: MatchedSystems, spec: MetricSpec, systems: list[System], seeds: SeedsByRow, notes: list[str]
+) -> None:
     """Note runs with examples that have no score (e.g. the judge's): left out of the mean, still paired."""
     if spec.kind != "mean":
         return
     n_examples = len(matched.example_ids)
-    for system in matched.systems:
-        for seed in system.seeds:
+    for system in systems:
+        for seed in seeds[system.name]:
             unscored = int(matched.frame(system, seed)[spec.column].isna().sum())
             if unscored:
                 notes.append(
@@ -122,17 +147,19 @@ def _note_unscored(matched: MatchedSystems, spec: MetricSpec, notes: list[str]) 
 def _system_rows(
     matched: MatchedSystems,
     spec: MetricSpec,
+    systems: list[System],
     baselines: Baselines,
+    seeds: SeedsByRow,
     cache: StatisticsCache,
     options: AnalysisOptions,
 ) -> dict[str, ComparisonRow]:
-    """Each system on its own: estimate, CI, per-seed scores; systems with the same seeds share a draw."""
+    """Each system on its row's seeds: estimate, CI, per-seed scores; systems with the same seeds share a draw."""
     rows: dict[str, ComparisonRow] = {}
     by_seeds: dict[tuple[int, ...], list[System]] = {}
-    for system in matched.systems:
-        by_seeds.setdefault(tuple(system.seeds), []).append(system)
-    for seeds, members in by_seeds.items():
-        block = np.stack([cache.system(system, seeds, spec) for system in members])  # [S, R, n, d]
+    for system in systems:
+        by_seeds.setdefault(seeds[system.name], []).append(system)
+    for row_seeds, members in by_seeds.items():
+        block = np.stack([cache.system(system, row_seeds, spec) for system in members])  # [S, R, n, d]
         cis = intervals.bootstrap_cis(
             block,
             finalize=spec.finalize,
@@ -151,28 +178,31 @@ def _system_rows(
                 is_baseline=baseline is system,
                 settings=dict(system.settings),
                 n_examples=len(matched.example_ids),
-                seeds=list(seeds),
+                seeds=list(row_seeds),
                 estimate=float(cis.estimate[index]),
                 ci_low=float(cis.low[index]),
                 ci_high=float(cis.high[index]),
                 ci_method=cis.method,
-                seed_scores={seed: float(score) for seed, score in zip(seeds, per_seed[index], strict=True)},
+                seed_scores={seed: float(score) for seed, score in zip(row_seeds, per_seed[index], strict=True)},
+                system_id=system.system_id or "",
+                unhealthy={seed: list(flags) for seed, flags in system.unhealthy(row_seeds).items()},
             )
     return rows
 
 
-def _comparison_groups(matched: MatchedSystems, spec: MetricSpec, baselines: Baselines, notes: list[str]) -> Groups:
-    """Systems grouped by (baseline, seeds in common), so that each group shares one resample draw."""
+def _comparison_groups(
+    spec: MetricSpec, systems: list[System], baselines: Baselines, seeds: SeedsByRow, notes: list[str]
+) -> Groups:
+    """Systems grouped by (baseline, row seeds), so that each group shares one resample draw."""
     groups: Groups = {}
-    for system in matched.systems:
+    for system in systems:
         baseline = baselines.get(system.stratum)
-        if baseline is None or baseline is system:
+        if baseline is None or baseline is system or not set(seeds[system.name]) <= set(baseline.runs):
+            continue  # no baseline, the baseline itself, or no seed in common (noted once by plan_seeds)
+        if baseline not in systems:
+            notes.append(f"{spec.name}: {system.name} not compared: its baseline {baseline.name} has no {spec.name}")
             continue
-        shared = tuple(seed for seed in system.seeds if seed in baseline.runs)
-        if not shared:
-            notes.append(f"{spec.name}: {system.name} shares no seed with {baseline.name}; not compared")
-            continue
-        groups.setdefault((baseline.name, shared), []).append(system)
+        groups.setdefault((baseline.name, seeds[system.name]), []).append(system)
     return groups
 
 
@@ -215,12 +245,11 @@ def _run_tests(
     return GroupTests(paired, randomized, mcnemar, ttest, wilcoxon)
 
 
-def _fill_comparison(
-    row: ComparisonRow, tests: GroupTests, index: int, test: str, seeds: tuple[int, ...]
-) -> tuple[float, int | None]:
-    """Write system `index`'s comparison into its row; returns its difference's (std error, df) for the MDE."""
+def _fill_comparison(row: ComparisonRow, tests: GroupTests, index: int, test: str, seeds: tuple[int, ...]) -> Spread:
+    """Write system `index`'s comparison into its row; returns its difference's spread (MDE, seeds needed)."""
     paired, ttest = tests.paired, tests.ttest
     row.comparison_seeds = list(seeds)
+    row.baseline_estimate = float(paired.point[0])  # the baseline on these seeds: delta = estimate - this
     row.p_bootstrap = float(paired.p_value[index])
     row.p_randomization = float(tests.randomized.p_value[index])
     row.p_mcnemar = _p_value(tests.mcnemar, index)
@@ -242,9 +271,10 @@ def _fill_comparison(
         "t-test": row.p_ttest,
         "wilcoxon": row.p_wilcoxon,
     }[test]
+    seed_sd = float(ttest.std_error[index]) * math.sqrt(len(seeds)) if ttest is not None else math.nan
     if uses_t:
-        return float(ttest.std_error[index]), len(seeds) - 1  # the t-test's degrees of freedom
-    return float(paired.delta_std_error[index]), None
+        return Spread(float(ttest.std_error[index]), len(seeds) - 1, seed_sd)  # the t-test's degrees of freedom
+    return Spread(float(paired.delta_std_error[index]), None, seed_sd)
 
 
 def _p_value(result: significance.McNemar | across_seeds.SeedTest | None, index: int) -> float:
@@ -265,28 +295,34 @@ def _test_notes(spec: MetricSpec, test: str, seeds: tuple[int, ...], members: li
     return notes
 
 
-def _table_order(matched: MatchedSystems, rows: dict[str, ComparisonRow]) -> list[ComparisonRow]:
+def _table_order(systems: list[System], rows: dict[str, ComparisonRow]) -> list[ComparisonRow]:
     """Rows by stratum (in order of first appearance), each stratum's baseline first."""
     ordered = []
-    for stratum in dict.fromkeys(system.stratum for system in matched.systems):
-        members = [system for system in matched.systems if system.stratum == stratum]
+    for stratum in dict.fromkeys(system.stratum for system in systems):
+        members = [system for system in systems if system.stratum == stratum]
         members.sort(key=lambda system: not rows[system.name].is_baseline)
         ordered += [rows[system.name] for system in members]
     return ordered
 
 
-def _correct(rows: list[ComparisonRow], std_errors: StdErrors, options: AnalysisOptions) -> None:
-    """Correct the p-values across the metric's comparisons, mark significance, and set each MDE."""
+def _correct(rows: list[ComparisonRow], spreads: Spreads, options: AnalysisOptions, spec: MetricSpec) -> None:
+    """Correct the p-values across the metric's comparisons, mark significance, and set each row's power figures:
+    MDE, seeds needed for its observed delta and for the target effect, and words for what cannot be true."""
     compared = [row for row in rows if row.compared and not math.isnan(row.p_value)]
     adjusted = power.adjust_pvalues(np.array([row.p_value for row in compared]), options.correction) if compared else []
     for row, p_adjusted in zip(compared, adjusted, strict=True):
         row.p_adjusted = float(p_adjusted)
         row.significant = bool(p_adjusted < options.alpha)
+    family = max(1, len(compared))
+    target = options.target_effect / spec.scale if options.target_effect is not None else math.nan
     for row in rows:
-        if row.system in std_errors:
-            std_error, df = std_errors[row.system]
-            row.mde = float(
-                power.minimum_detectable_effect(
-                    std_error, alpha=options.alpha, n_comparisons=max(1, len(compared)), df=df
-                )
-            )
+        spread = spreads.get(row.system)
+        if spread is None:
+            continue
+        row.mde = float(
+            power.minimum_detectable_effect(spread.std_error, alpha=options.alpha, n_comparisons=family, df=spread.df)
+        )
+        needed = power.seeds_needed(spread.seed_sd, [row.delta, target], alpha=options.alpha, n_comparisons=family)
+        row.seeds_needed, row.seeds_needed_target = float(needed[0]), float(needed[1])
+        row.target_effect = target
+        row.undecided = undecided_words(row, spec) or ""

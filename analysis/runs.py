@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import InputError
+from analysis.health import unhealthy_flags
 from r2d.schema import PREDICTION_COLUMNS, RUN_FILE, predictions_path
 
 TEXT_COLUMNS = ("id", "gold_label", "pred_label", "gold_rationale", "pred_rationale")
@@ -24,7 +25,7 @@ NUMERIC_COLUMNS = tuple(column for column in PREDICTION_COLUMNS if column not in
 REQUIRED_COLUMNS = ("id", "gold_label", "pred_label", "correct")
 _NA_STRINGS = ["", "nan", "NaN", "NA", "N/A", "null", "None"]
 
-# Settings a system can be told apart by, when run.json has no `system` dict (older runs).
+# Settings a system can be told apart by, when run.json has neither `settings` nor a `system` dict (older runs).
 FALLBACK_SETTINGS = ("variant", "shape", "transition", "cap", "warmup", "steepness", "alpha")
 
 
@@ -37,6 +38,7 @@ class Run:
     source: str  # a directory, or "mlflow:<run id>"
     predictions: pd.DataFrame | None = None
     problem: str | None = None  # why the run cannot be used (failed, no predictions...)
+    timestamp: float | None = None  # when it ran (MLflow start time, else run.json's mtime): picks among duplicates
 
     @property
     def seed(self) -> int | None:
@@ -49,8 +51,25 @@ class Run:
         """Whether the run can be analysed: no problem, and predictions loaded."""
         return self.problem is None and self.predictions is not None
 
+    @property
+    def system_id(self) -> str | None:
+        """run.json's fingerprint of every setting that can change a result (None in older run.json files)."""
+        value = self.record.get("system_id")
+        return None if value in (None, "") else str(value)
+
+    @property
+    def identity(self) -> dict[str, object]:
+        """The flat settings `system_id` fingerprints (`{"stage2.schedule.cap": 0.9, ...}`; empty in older runs)."""
+        settings = self.record.get("settings")
+        return {key: _hashable(value) for key, value in settings.items()} if isinstance(settings, dict) else {}
+
+    @property
+    def unhealthy(self) -> list[str] | None:
+        """The run's unhealthy flags (`collapsed`, `still_improving`, ...); None when it has no health record."""
+        return unhealthy_flags(self.record)
+
     def settings(self) -> dict[str, object]:
-        """The settings that identify this run's system (its `system` dict, plus the rationale source)."""
+        """The short settings of this run's system (its `system` dict, plus the rationale source): plots, baselines."""
         system = self.record.get("system")
         if isinstance(system, dict) and system:
             settings = {key: _hashable(value) for key, value in system.items()}
@@ -97,7 +116,7 @@ def load_run_dir(path: str | Path, split: str = "test") -> Run:
         record = json.loads((path / RUN_FILE).read_text())
     except (OSError, json.JSONDecodeError) as error:
         return Run(path.name, {}, str(path), problem=f"unreadable {RUN_FILE}: {error}")
-    run = Run(str(record.get("run_name") or path.name), record, str(path))
+    run = Run(str(record.get("run_name") or path.name), record, str(path), timestamp=(path / RUN_FILE).stat().st_mtime)
     return attach_predictions(run, path / predictions_path(split), split)
 
 

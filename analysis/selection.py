@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from analysis.errors import InputError
 from analysis.metrics import DEFAULT_METRICS, METRICS, MetricSpec, resolve_metric
@@ -21,15 +22,43 @@ DEFAULT_BASELINES = (
 )
 
 
-def choose_metrics(matched: MatchedSystems, requested: Sequence[str] | None, notes: list[str]) -> list[MetricSpec]:
-    """The requested metrics (each must exist in every run), else the defaults that every run has.
+@dataclass
+class MetricChoice:
+    """The metrics a report shows, and per metric the systems that cannot have it (shown as n/a)."""
 
-    A default metric that only some runs have is left out, with a note.
+    specs: list[MetricSpec]
+    not_applicable: dict[str, list[str]] = field(default_factory=dict)  # metric -> system names
+
+    def applies(self, spec: MetricSpec, system: System) -> bool:
+        """Whether `system` has `spec` (every one of its runs has values for it)."""
+        return system.name not in self.not_applicable.get(spec.name, [])
+
+
+def choose_metrics(matched: MatchedSystems, requested: Sequence[str] | None, notes: list[str]) -> MetricChoice:
+    """The requested metrics, else the defaults that some run has; each applies to the systems whose runs have it.
+
+    A metric a system cannot have (sft writes no rationale: no BLEU, BERTScore, consistency) is n/a for
+    that system and kept for the others, with a note; a metric no run has is an error when requested
+    and left out of the defaults.
     """
-    specs = _requested_metrics(matched, requested) if requested else _default_metrics(matched, notes)
+    specs = _requested_metrics(matched, requested) if requested else _default_metrics(matched)
     if not specs:
-        raise InputError("--metrics", "none of the default metrics is available in every run; name some")
-    return specs
+        raise InputError("--metrics", "none of the default metrics is available in any run; name some")
+    choice = MetricChoice(specs)
+    for spec in specs:
+        lacking = [system for system in matched.systems if not _system_has(system, spec)]
+        if not lacking:
+            continue
+        choice.not_applicable[spec.name] = [system.name for system in lacking]
+        for system in lacking:
+            have = [seed for seed, run in system.runs.items() if spec.available(run.predictions)]
+            why = "no run of it has values" if not have else f"only seed(s) {', '.join(map(str, have))} have values"
+            notes.append(f"metrics: {spec.name} is n/a for {system.name} ({why}); kept for the other systems")
+    return choice
+
+
+def _system_has(system: System, spec: MetricSpec) -> bool:
+    return all(spec.available(run.predictions) for run in system.runs.values())
 
 
 def _requested_metrics(matched: MatchedSystems, requested: Sequence[str]) -> list[MetricSpec]:
@@ -38,32 +67,22 @@ def _requested_metrics(matched: MatchedSystems, requested: Sequence[str]) -> lis
         spec = resolve_metric(name)
         if spec is None:
             raise InputError("--metrics", f"unknown metric {name!r}; expected some of: {', '.join(METRICS)}")
-        lacking = [
-            run.name
-            for system in matched.systems
-            for run in system.runs.values()
-            if not spec.available(run.predictions)
-        ]
-        if lacking:
+        if not any(_system_has(system, spec) for system in matched.systems):
             raise InputError(
                 "--metrics",
-                f"{spec.name} has no values in run(s) {', '.join(lacking[:5])}; expected a metric every run has"
+                f"{spec.name} has no values in any system's runs; expected a metric some system has"
                 + (" (was the judge configured?)" if spec.name == "judge" else ""),
             )
         specs.append(spec)
     return list(dict.fromkeys(specs))
 
 
-def _default_metrics(matched: MatchedSystems, notes: list[str]) -> list[MetricSpec]:
-    frames = [run.predictions for system in matched.systems for run in system.runs.values()]
-    specs = []
-    for name in DEFAULT_METRICS:
-        spec = METRICS[name]
-        if all(spec.available(frame) for frame in frames):
-            specs.append(spec)
-        elif any(spec.available(frame) for frame in frames):
-            notes.append(f"metrics: {spec.name} is missing from some runs; left out (ask for it with --metrics)")
-    return specs
+def _default_metrics(matched: MatchedSystems) -> list[MetricSpec]:
+    return [
+        METRICS[name]
+        for name in DEFAULT_METRICS
+        if any(_system_has(system, METRICS[name]) for system in matched.systems)
+    ]
 
 
 def choose_baselines(matched: MatchedSystems, baseline: str | None) -> dict[tuple, System | None]:

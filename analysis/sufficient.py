@@ -49,28 +49,42 @@ def mean_from_sums(sums: np.ndarray) -> np.ndarray:
         return sums[..., 0] / sums[..., 1]
 
 
+def macro_f1_classes(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str] = ()) -> list[str]:
+    """The classes macro-F1 is taken over: `labels`, then every other gold or predicted value, sorted.
+
+    scikit-learn's `f1_score(average="macro")` with its default labels averages over the sorted union of
+    gold and predicted values, so an output outside the label set is a class of its own (never gold:
+    F1 0). Classes absent from both gold and predictions drop out in `macro_f1_from_sums`.
+    """
+    known = list(dict.fromkeys(str(label) for label in labels))
+    extra = sorted({str(value) for value in (*gold, *pred)} - set(known))
+    return known + extra
+
+
 def macro_f1_stats(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> np.ndarray:
     """Per-example statistics `[n, 3K]` for macro-F1: one-hot (true positive, gold, predicted) per class.
 
-    A prediction outside `labels` counts as an error for its gold class and as no class's
-    prediction: an invalid output is its own error class, never mapped onto a label.
+    The K classes are `macro_f1_classes(gold, pred, labels)`: `labels` plus any other value seen, so a
+    prediction outside the label set counts as an error for its gold class and as a prediction of its
+    own class (F1 0), as in scikit-learn. Pass the study's classes as `labels` so every run has the same K.
     """
-    labels = list(labels)
     gold_arr = np.asarray(gold, dtype=object)
     pred_arr = np.asarray(pred, dtype=object)
     if gold_arr.shape != pred_arr.shape or gold_arr.ndim != 1:
         raise ValueError(f"gold and pred must be 1-D of one length: {gold_arr.shape} vs {pred_arr.shape}")
-    gold_onehot = np.stack([gold_arr == label for label in labels], axis=-1).astype(np.float64)
-    pred_onehot = np.stack([pred_arr == label for label in labels], axis=-1).astype(np.float64)
+    classes = macro_f1_classes(gold_arr.tolist(), pred_arr.tolist(), labels)
+    gold_onehot = np.stack([gold_arr == label for label in classes], axis=-1).astype(np.float64)
+    pred_onehot = np.stack([pred_arr == label for label in classes], axis=-1).astype(np.float64)
     return np.concatenate([gold_onehot * pred_onehot, gold_onehot, pred_onehot], axis=-1)
 
 
 def macro_f1_from_sums(sums: np.ndarray) -> np.ndarray:
     """finalize() of `macro_f1_stats`: mean F1 over the classes present (in gold or predictions).
 
-    Averaging over present classes equals scikit-learn's `f1_score(average="macro")` with
-    `labels` = the label-set classes seen in gold or predictions; a resample in which a rare class
-    vanishes entirely then does not score it as F1 = 0.
+    This is scikit-learn's `f1_score(average="macro")` with its default labels (the union of gold and
+    predicted values), the definition the paper's authors used and `r2d.metrics.LabelMetrics` uses: a
+    class never predicted nor gold is not averaged (also within a resample), a class predicted but
+    never gold scores F1 0.
     """
     n_classes = sums.shape[-1] // 3
     true_pos = sums[..., :n_classes]

@@ -17,8 +17,12 @@ import numpy as np
 import pandas as pd
 
 from analysis import __version__
+from analysis.decide import value_ci_fits
+from analysis.health import MARKER
 from analysis.metrics import MetricSpec
-from analysis.options import TEST_LABELS, AnalysisOptions
+from analysis.options import EXAMPLE_LEVEL_TESTS, TEST_LABELS, AnalysisOptions
+
+IGNORES_SEED_VARIANCE = "ignores seed variance"
 
 
 @dataclass
@@ -52,6 +56,13 @@ class ComparisonRow:
     p_mcnemar: float = math.nan
     p_ttest: float = math.nan
     p_wilcoxon: float = math.nan
+    baseline_estimate: float = math.nan  # the baseline on `comparison_seeds`: delta = estimate - baseline_estimate
+    seeds_needed: float = math.nan  # seed-matched runs to detect the observed delta at 80% power (at this n)
+    seeds_needed_target: float = math.nan  # the same for `target_effect`
+    target_effect: float = math.nan  # --target-effect in the metric's raw units
+    undecided: str = ""  # words that replace a delta CI or MDE wider than the metric's range
+    system_id: str = ""
+    unhealthy: dict[int, list[str]] = field(default_factory=dict)  # seed -> unhealthy flags of the row's runs
 
     @property
     def seed_sd(self) -> float:
@@ -84,6 +95,8 @@ def _delta_parts(row: ComparisonRow, spec: MetricSpec) -> tuple[str, str, str] |
     """(delta with CI, corrected p, note) for a compared row; None for a baseline or an uncompared row."""
     if not row.compared:
         return None
+    if row.undecided:  # the CI or MDE would be wider than the metric's range: words instead
+        return _number(row.delta, spec.scale, signed=True), format_p(row.p_adjusted), row.undecided
     delta = (
         f"{_number(row.delta, spec.scale, signed=True)} "
         f"[{_number(row.delta_low, spec.scale, signed=True)}, "
@@ -91,6 +104,11 @@ def _delta_parts(row: ComparisonRow, spec: MetricSpec) -> tuple[str, str, str] |
     )
     note = "" if row.significant or math.isnan(row.mde) else f"mde {_number(row.mde, spec.scale)}"
     return delta, format_p(row.p_adjusted), note
+
+
+def seeds_cell(seeds: Sequence[int]) -> str:
+    """The seeds column: how many, and which (`3 (0,1,2)`)."""
+    return f"{len(seeds)} ({','.join(map(str, seeds))})"
 
 
 def _ordered_systems(rows: Sequence[ComparisonRow]) -> list[str]:
@@ -106,7 +124,7 @@ class _Dialect:
     """How one output format writes the body's cells (the Markdown and LaTeX tables share one builder)."""
 
     escape: Callable[[str], str]
-    missing: str  # both cells of a metric the system has no row for
+    missing: str  # both cells of a metric the system cannot have (n/a)
     baseline: str  # the delta cell of a baseline
     uncompared: str  # the delta cell of a system with no comparison
     interval: str  # template of the value cell: {estimate}, {low}, {high}
@@ -120,7 +138,8 @@ def _body(rows: Sequence[ComparisonRow], metrics: Sequence[MetricSpec], dialect:
     body = []
     for system in _ordered_systems(rows):
         first = next(row for row in rows if row.system == system)
-        cells = [dialect.escape(system) + (" (baseline)" if first.is_baseline else ""), str(len(first.seeds))]
+        name = dialect.escape(system) + (" (baseline)" if first.is_baseline else "")
+        cells = [name + (f" {MARKER}" if first.unhealthy else ""), seeds_cell(first.seeds)]
         for spec in metrics:
             row = table.get((system, spec.name))
             if row is None:
@@ -132,6 +151,8 @@ def _body(rows: Sequence[ComparisonRow], metrics: Sequence[MetricSpec], dialect:
 
 
 def _value_cell(row: ComparisonRow, spec: MetricSpec, dialect: _Dialect) -> str:
+    if not value_ci_fits(row, spec):
+        return f"{_number(row.estimate, spec.scale)} " + dialect.escape("[CI wider than the metric's range]")
     cell = dialect.interval.format(
         estimate=_number(row.estimate, spec.scale),
         low=_number(row.ci_low, spec.scale),
@@ -157,7 +178,7 @@ def _markdown_delta(delta: str, p: str, note: str, significant: bool) -> str:
 
 _MARKDOWN = _Dialect(
     escape=str,
-    missing="-",
+    missing="n/a",
     baseline="baseline",
     uncompared="no comparison",
     interval="{estimate} [{low}, {high}]",
@@ -191,6 +212,7 @@ _LATEX_SPECIALS = {
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
     "Δ": r"$\Delta$",
+    "†": r"$^\dagger$",
 }
 
 
@@ -206,9 +228,9 @@ def _latex_delta(delta: str, p: str, note: str, significant: bool) -> str:
 
 _LATEX = _Dialect(
     escape=latex_escape,
-    missing="--",
+    missing="n/a",
     baseline="--",
-    uncompared="n/a",
+    uncompared="no comparison",
     interval="{estimate} {{\\scriptsize[{low}, {high}]}}",
     spread=" {{\\scriptsize sd {sd}}}",
     delta=_latex_delta,
@@ -246,8 +268,20 @@ def latex_table(
     return "\n".join(lines) + "\n"
 
 
+def several_seeds(rows: Sequence[ComparisonRow]) -> bool:
+    """Whether any comparison is over several seeds (example-level tests then ignore seed variance)."""
+    return any(len(row.comparison_seeds) > 1 for row in rows)
+
+
 def csv_table(rows: Sequence[ComparisonRow], signatures: dict[str, str]) -> str:
-    """Long-format CSV: a line per (system, metric), unscaled values, every test's p-value, the signature."""
+    """Long-format CSV: a line per (system, metric), unscaled values, every test's p-value, the signature.
+
+    With several seeds the example-level tests' columns say so: `p_randomization_ignores_seed_variance`,
+    `p_mcnemar_ignores_seed_variance`. Numbers are unrounded and kept even where the table prints words
+    (`undecided` holds them).
+    """
+    renamed = {f"p_{test}": f"p_{test}_ignores_seed_variance" for test in EXAMPLE_LEVEL_TESTS}
+    pooled = several_seeds(rows)
     records = []
     for row in rows:
         record = asdict(row)
@@ -255,36 +289,55 @@ def csv_table(rows: Sequence[ComparisonRow], signatures: dict[str, str]) -> str:
         record["comparison_seeds"] = ";".join(map(str, row.comparison_seeds))
         record["seed_scores"] = json.dumps({str(k): v for k, v in row.seed_scores.items()})
         record["settings"] = json.dumps(row.settings, sort_keys=True, default=str)
+        record["unhealthy"] = ";".join(f"{seed}:{','.join(flags)}" for seed, flags in sorted(row.unhealthy.items()))
         record["seed_sd"] = row.seed_sd
         record["signature"] = signatures.get(row.metric, "")
+        if pooled:
+            record = {renamed.get(key, key): value for key, value in record.items()}
         records.append(record)
     buffer = io.StringIO()
     pd.DataFrame.from_records(records).to_csv(buffer, index=False)
     return buffer.getvalue()
 
 
+def test_label(test: str, pooled: bool) -> str:
+    """A test's name as printed; example-level tests over several seeds say that they ignore seed variance."""
+    label = TEST_LABELS[test]
+    if pooled and test in EXAMPLE_LEVEL_TESTS:
+        label += f" ({IGNORES_SEED_VARIANCE}: (seed, example) pairs pooled as if independent)"
+    return label
+
+
 def signature(
     spec: MetricSpec, rows: Sequence[ComparisonRow], options: AnalysisOptions, n_examples: int, split: str
 ) -> str:
     """The sacreBLEU-style signature of one metric's rows: how every number of that metric was computed."""
-    tests = "+".join(sorted({row.test for row in rows if row.test})) or "none"
+    pooled = several_seeds(rows)
+    tests = "+".join(
+        test + ("(ignores-seed-variance)" if pooled and test in EXAMPLE_LEVEL_TESTS else "")
+        for test in sorted({row.test for row in rows if row.test})
+    )
     ci = "+".join(sorted({row.ci_method for row in rows}))
     seeds = sorted({len(row.seeds) for row in rows})
     n_seeds = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
     m = sum(1 for row in rows if row.compared and not math.isnan(row.p_value))
     return (
-        f"metric:{spec.name}|test:{tests}|ci:{ci}-{options.confidence * 100:g}%|"
+        f"metric:{spec.name}|test:{tests or 'none'}|ci:{ci}-{options.confidence * 100:g}%|"
         f"resamples:{options.n_resamples}|seed:{options.seed}|n:{n_examples}|seeds:{n_seeds}|"
         f"correction:{options.correction}(m={m})|alpha:{options.alpha:g}|split:{split}|"
         f"analysis:{__version__}"
     )
 
 
-def footer(options: AnalysisOptions, baselines: dict[str, str], tests_used: set[str], seeds_used: bool) -> list[str]:
-    """The lines under the table: what the intervals, deltas, test and baselines are."""
+def footer(options: AnalysisOptions, baselines: dict[str, str], rows: Sequence[ComparisonRow]) -> list[str]:
+    """The lines under the table: what the intervals, deltas, test, baselines and marks are."""
     correction = {"holm": "Holm-Bonferroni", "bonferroni": "Bonferroni"}[options.correction]
     confidence = f"{options.confidence * 100:g}%"
+    seeds_used = any(len(row.seeds) > 1 for row in rows)
+    pooled = several_seeds(rows)
+    tests_used = sorted({row.test for row in rows if row.test}) or ["paired-bootstrap"]
     lines = [
+        "Seeds: how many, and which; a row's mean, CI and Δ all use those seeds (shared with its baseline).",
         f"Mean [{confidence} CI]"
         + (
             " and sd across seeds; CIs from a seed x example stratified bootstrap (percentile, conservative)"
@@ -296,10 +349,14 @@ def footer(options: AnalysisOptions, baselines: dict[str, str], tests_used: set[
         + confidence
         + " CI], p corrected for the comparisons of each metric by "
         + f"{correction}; * significant at alpha = {options.alpha:g}; "
-        + "mde: minimum detectable effect at 80% power.",
-        "Test: " + ", ".join(TEST_LABELS[test] for test in sorted(tests_used)) + "; all tests' p-values in the CSV.",
+        + "mde: minimum detectable effect at 80% power; seeds needed in the CSV and the notes.",
+        "Test: " + ", ".join(test_label(test, pooled) for test in tests_used) + "; all tests' p-values in the CSV.",
         "Baseline: "
         + "; ".join(f"{name} ({stratum})" if stratum != "all" else name for stratum, name in baselines.items())
         + ".",
     ]
+    if any(row.unhealthy for row in rows):
+        lines.append(f"{MARKER}: the row's runs include unhealthy ones (collapsed, diverged...; see the notes).")
+    if any(row.undecided for row in rows):
+        lines.append("undecided: the CI or mde would be wider than the metric's range; the seeds needed are stated.")
     return lines

@@ -21,28 +21,34 @@ from r2d.config import BertScoreConfig
 class LabelMetrics:
     """Accuracy, macro-F1 and per-class F1 over a closed label set.
 
-    A prediction outside the set counts as wrong for its gold class (lowering that class's recall)
-    and is reported as its own count (`invalid_rate`); it is never mapped to a label.
+    macro-F1 is scikit-learn's `f1_score(average="macro")` (the paper's authors used it), the same
+    definition as analysis/sufficient.py: the mean F1 over the classes present in gold or predictions
+    (sklearn's default labels, the sorted union of both), so a label absent from both is not averaged
+    and an output outside the set is a class of its own (never gold: F1 0). A prediction outside the
+    set also counts as wrong for its gold class and is reported as its own count (`invalid_rate`); it
+    is never mapped to a label. `f1/<label>` is reported for every label of the set.
     """
 
     def __init__(self, labels: list[str]):
         self.labels = list(labels)
 
     def signature(self) -> str:
-        return f"labels:{len(self.labels)}|f1:macro-over-label-set|invalid:own-class"
+        return f"labels:{len(self.labels)}|f1:macro-sklearn(classes-in-gold-or-pred)|invalid:own-class"
+
+    @staticmethod
+    def _f1(gold_a: np.ndarray, pred_a: np.ndarray, label: object) -> float:
+        tp = float(np.sum((pred_a == label) & (gold_a == label)))
+        fp = float(np.sum((pred_a == label) & (gold_a != label)))
+        fn = float(np.sum((pred_a != label) & (gold_a == label)))
+        return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
 
     def score(self, gold: list[str], pred: list[str]) -> dict[str, float]:
         gold_a, pred_a = np.asarray(gold, dtype=object), np.asarray(pred, dtype=object)
         out: dict[str, float] = {"accuracy": float(np.mean(gold_a == pred_a)) if len(gold) else math.nan}
-        f1s = []
         for label in self.labels:
-            tp = float(np.sum((pred_a == label) & (gold_a == label)))
-            fp = float(np.sum((pred_a == label) & (gold_a != label)))
-            fn = float(np.sum((pred_a != label) & (gold_a == label)))
-            f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-            out[f"f1/{label}"] = f1
-            f1s.append(f1)
-        out["macro_f1"] = float(np.mean(f1s))
+            out[f"f1/{label}"] = self._f1(gold_a, pred_a, label)
+        present = sorted(set(gold_a.tolist()) | set(pred_a.tolist()))
+        out["macro_f1"] = float(np.mean([self._f1(gold_a, pred_a, c) for c in present])) if present else math.nan
         out["invalid_rate"] = float(np.mean([p not in self.labels for p in pred])) if pred else 0.0
         return out
 

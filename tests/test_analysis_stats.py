@@ -32,7 +32,7 @@ def _corrupt(rng: np.random.Generator, sentences: list[str], rate: float) -> lis
 
 
 def _macro_f1_reference(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    """Macro-F1 over present classes from label codes (invalid predictions coded n_classes)."""
+    """Macro-F1 over the classes present in gold or predictions (scikit-learn's default), from codes 0..n_classes-1."""
     scores = []
     for k in range(n_classes):
         tp = np.sum((gold == k) & (pred == k))
@@ -89,14 +89,14 @@ def test_corpus_metric_interval_matches_scipy_bootstrap(method: str) -> None:
     )
     reference = scipy_stats.bootstrap(
         (gold, pred),
-        lambda g, p: _macro_f1_reference(g, p, 4),
+        lambda g, p: _macro_f1_reference(g, p, 5),  # the invalid output is a class (F1 0)
         paired=True,
         vectorized=False,
         n_resamples=3000,
         method=method.upper() if method == "bca" else method,
         rng=7,
     )
-    assert ours.estimate == pytest.approx(_macro_f1_reference(gold, pred, 4))
+    assert ours.estimate == pytest.approx(_macro_f1_reference(gold, pred, 5))
     tolerance = 0.25 * reference.standard_error
     assert abs(ours.low - reference.confidence_interval.low) < tolerance
     assert abs(ours.high - reference.confidence_interval.high) < tolerance
@@ -109,9 +109,11 @@ def test_macro_f1_matches_scikit_learn() -> None:
     labels = ["yes", "no", "maybe"]
     gold = rng.choice(labels, 80)
     pred = np.where(rng.random(80) < 0.6, gold, rng.choice(labels + ["unsure"], 80))
-    present = [label for label in labels if label in set(gold) | set(pred)]
     ours = sufficient.macro_f1_from_sums(sufficient.macro_f1_stats(gold, pred, labels).sum(axis=0))
-    assert ours == pytest.approx(f1_score(gold, pred, labels=present, average="macro"))
+    # scikit-learn's default labels: the union of gold and predicted values ("unsure" is a class, F1 0)
+    assert ours == pytest.approx(f1_score(gold, pred, average="macro"))
+    absent = sufficient.macro_f1_stats(gold, pred, labels + ["never seen"]).sum(axis=0)
+    assert sufficient.macro_f1_from_sums(absent) == pytest.approx(ours)  # a class absent from both is not averaged
 
 
 def test_corpus_bleu_from_statistics_matches_sacrebleu() -> None:
