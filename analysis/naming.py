@@ -1,7 +1,7 @@
 """Naming systems: a system's display name lists only the settings that tell the study's systems apart.
 
 A system is one configuration, fingerprinted by run.json's `system_id` over `settings` (every resolved
-setting that can change a result, flat dotted keys). Its name shows the variant, then each setting
+setting that can change a result, flat dotted keys). Its name shows the variant (always), then each setting
 that differs across the study's systems *and* is not fixed by the variant (sft's `stage2.alpha` is
 1.0 because it is sft: the variant already says so), under its shortest unambiguous key:
 `constant_mix cap=0.5`, `r2d shape=linear transition=0.6`, `r2d stage2.lr=0.001`.
@@ -81,11 +81,9 @@ def format_setting(value: object) -> str:
 
 
 def name_from(settings: dict[str, object], keys: Sequence[str], short: dict[str, str]) -> str:
-    """`variant key=value ...` over `keys` (the variant bare, first; settings the system lacks are skipped)."""
-    parts = []
-    if "variant" in keys or not keys:
-        parts.append(str(settings.get("variant")))
+    """`variant key=value ...` over `keys`: the variant always and first; settings the system lacks are skipped."""
+    parts = [str(settings.get("variant"))]
     for key in keys:
         if key != "variant" and settings.get(key) is not None:
             parts.append(f"{short.get(key, key)}={format_setting(settings[key])}")
-    return " ".join(parts) or str(settings.get("variant"))
+    return " ".join(parts)

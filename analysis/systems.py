@@ -100,14 +100,18 @@ class MatchedSystems:
     missing_runs: list[Run]
     classes: list[str] = field(default_factory=list)
     by_system_id: bool = False  # grouped by run.json's system_id (False: older runs, by their `system` dict)
+    _frames: dict[int, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def system(self, name: str) -> System:
         """The system called `name`."""
         return next(system for system in self.systems if system.name == name)
 
     def frame(self, system: System, seed: int) -> pd.DataFrame:
-        """The run's predictions restricted to the matched examples, in one order for every run."""
-        return system.runs[seed].predictions.loc[self.example_ids]
+        """The run's predictions restricted to the matched examples, in one order for every run (computed once)."""
+        run = system.runs[seed]
+        if id(run) not in self._frames:
+            self._frames[id(run)] = run.predictions.loc[self.example_ids]
+        return self._frames[id(run)]
 
 
 def match_systems(
@@ -285,11 +289,6 @@ def _distinct_names(systems: list[System]) -> None:
     for system in systems:
         if counts[system.name] > 1:
             system.name = f"{system.name} [{system.system_id or id(system)}]"
-
-
-def system_name(settings: dict[str, object], differing: Sequence[str]) -> str:
-    """A short readable name from the differing settings: variant first, then key=value."""
-    return naming.name_from(settings, differing, SETTING_ALIASES)
 
 
 def _sort_key(settings: dict, keys: list[str]) -> tuple:

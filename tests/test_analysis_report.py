@@ -338,7 +338,7 @@ def test_report_from_mlflow_sqlite_store(tmp_path: Path, capsys) -> None:
     )
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "sft (baseline)" not in captured.out and "| r2d (baseline) | 2 (0,1) |" in captured.out  # seeds: how many, and which
+    assert "sft (baseline)" not in captured.out and "| r2d (baseline) | 2 (0,1) |" in captured.out  # seeds: count, list
     assert "sft-linear-0.6-llm-s2" in captured.out and "MLflow status FAILED (RuntimeError" in captured.out
     assert "r2d-crashed" in captured.out and "no run.json" in captured.out
     assert f"attached to MLflow run {parent.info.run_id}" in captured.err
