@@ -33,9 +33,11 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from r2d import runner, tracking
-from r2d.config import Config, read_config, set_dotted, validate_config
+from r2d.config import Config, ConfigError, blame, override_origins, read_config, set_dotted, validate_config
+from r2d.data import DataError
 from r2d.distributed import ensure_ray
 from r2d.health import UNHEALTHY
+from r2d.preflight import check_run
 from r2d.record import final_metrics
 from r2d.stage1_store import stage1_key
 
@@ -320,8 +322,36 @@ def _analyse(uri: str, study: Study, sweep_id: str, sweep_dir: Path):
                             cache_dir=sweep_dir / "report" / "cache")
 
 
+def check_study(study: Study, opts: SweepOptions) -> None:
+    """Every trial's config, checked before anything exists (sweep folder, Ray, MLflow run): each grid
+    point x seed resolved by `trial_config`, and what it names on this machine (r2d.preflight). An error
+    names the option that set the bad key: --grid KEY=VALUE, --seeds N, --set KEY=VALUE, --storage-path,
+    ... (the options themselves are checked by r2d.sweep_cli). Raises ConfigError or DataError."""
+    base = _base_config(study, opts)
+    flags = [(key, f"{flag} {value}") for key, flag, value in (
+        ("resources.storage_path", "--storage-path", opts.storage_path),
+        ("tracking.tracking_uri", "--tracking-uri", opts.tracking_uri),
+        ("resources.ray_address", "--address", opts.address)) if value]
+    origins, checked = override_origins(opts.overrides) + flags, set()
+    for point in grid_points(study.grid) if opts.search == "grid" else [{}]:
+        for seed in study.seeds:
+            named = origins + [(k, f"--grid {k}={v}") for k, v in point.items()] + [("seed", f"--seeds {seed}")]
+            try:
+                cfg = trial_config(base, point, seed)
+                what = json.dumps([cfg.to_dict()[k] for k in ("data", "model", "resources", "evaluation")])
+                if what not in checked:  # the data, paths and Ray's room: once per distinct setting
+                    check_run(cfg, on_ray=True, drivers=1)
+                    checked.add(what)
+            except ConfigError as err:
+                raise blame(err, named) from None
+            except DataError as err:  # told against the grid's data settings, if it has any
+                data_axes = [f"--grid {k}={v}: " for k, v in point.items() if k.startswith("data.")]
+                raise DataError("".join(data_axes) + str(err)) from None
+
+
 def run_sweep(study: Study, opts: SweepOptions) -> dict[str, Any]:
     """Run (or resume) a study; returns a summary with the results table and the report paths."""
+    check_study(study, opts)  # before anything is created
     base = _base_config(study, opts)
     uri, storage = base["tracking"]["tracking_uri"], base["resources"]["storage_path"]
     base_cfg = validate_config(base)

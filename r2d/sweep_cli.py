@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from typing import Any
 
-import yaml
-
-from r2d.config import ConfigError
+from r2d.cli import OneLineParser
+from r2d.config import ConfigError, parse_override
 from r2d.data import DataError
+from r2d.modeling import ModelError
 from r2d.sweep import Study, SweepOptions, run_sweep
 
 
@@ -52,10 +54,10 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def build_parser(study: Study, presets: dict[str, Study]) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=study.description or study.name)
+    p = OneLineParser(description=study.description or study.name)
     p.add_argument("--preset", choices=sorted(presets), help="a bigger study for a GPU cluster")
     p.add_argument("--search", choices=["grid", "optuna"], default="grid")
-    p.add_argument("--samples", type=int, default=8, help="Optuna: configurations to try (each on every seed)")
+    p.add_argument("--samples", type=int, help="Optuna: configurations to try, each on every seed (default 8)")
     p.add_argument("--search-seed", type=int, default=0, help="Optuna TPE sampler seed")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (repeats), e.g. --seeds 0 1 2")
     p.add_argument("--asha", action="store_true", help="ASHA early stopping on dev macro-F1")
@@ -74,27 +76,57 @@ def build_parser(study: Study, presets: dict[str, Study]) -> argparse.ArgumentPa
     return p
 
 
+def study_for(study: Study, args: argparse.Namespace) -> Study:
+    """The study as the options change it (a copy: the script's Study stays as it was). ConfigError
+    naming the option for a value out of range or options that do not go together."""
+    for flag, value, low in (("--samples", args.samples, 1), ("--max-concurrent", args.max_concurrent, 1),
+                             ("--search-seed", args.search_seed, 0)):
+        if value is not None and not low <= value < 2**32:
+            raise ConfigError(f"{flag} {value}: expected an integer from {low} to {2**32 - 1}")
+    for flag, given, needs in (("--samples", args.samples is not None, args.search == "optuna"),
+                               ("--grid", bool(args.grid), args.search == "grid"),
+                               ("--rerun-errored", args.rerun_errored, args.resume),
+                               ("--sweep-id", bool(args.sweep_id), args.resume)):
+        if given and not needs:
+            raise ConfigError(f"{flag}: only with " + {"--samples": "--search optuna", "--grid": "--search grid"}
+                              .get(flag, "--resume"))
+    seeds = list(args.seeds or study.seeds)
+    if len(set(seeds)) < len(seeds):
+        raise ConfigError(f"--seeds {' '.join(map(str, seeds))}: expected distinct seeds (each is one repeat)")
+    grid = dict(study.grid)
+    for axis in args.grid:
+        key, _, values = axis.partition("=")
+        key = key.strip()
+        if "" in key.split(".") or not values:
+            raise ConfigError(f"--grid {axis!r}: expected KEY=V1,V2")
+        if key == "seed":
+            raise ConfigError(f"--grid {axis}: seeds are repeats, not a grid axis (use --seeds)")
+        points = [parse_override(f"{key}={v}")[1] for v in values.split(",")]  # each parsed as --set parses it
+        if len({json.dumps(v, default=str) for v in points}) < len(points):
+            raise ConfigError(f"--grid {axis}: a value is given twice")
+        grid[key] = points
+    for text in args.overrides:  # a --set the trials would overwrite is a mistake, not a setting
+        key = text.partition("=")[0].strip()
+        if key == "seed" or key in grid:
+            raise ConfigError(f"--set {text}: each trial sets {key} (use --{'seeds' if key == 'seed' else 'grid'})")
+    return dataclasses.replace(study, grid=grid, seeds=seeds)
+
+
 def main_for(study: Study, argv: list[str] | None = None, presets: dict[str, Study] | None = None) -> int:
-    """The command line of a study script: parse, run the sweep, print its summary. Exit 2 on bad input."""
+    """The command line of a study script: parse, check, run the sweep, print its summary. Bad input
+    (options, config, data, model) is one line on stderr and exit code 2, before anything is created."""
     p = build_parser(study, presets or {})
     args = p.parse_args(argv)
     chosen = (presets or {}).get(args.preset, study) if args.preset else study
-    if args.seeds:
-        chosen.seeds = args.seeds
-    for axis in args.grid:
-        key, _, values = axis.partition("=")
-        if not key or not values:
-            print(f"--grid {axis!r}: expected KEY=V1,V2", file=sys.stderr)
-            return 2
-        chosen.grid[key] = [yaml.safe_load(v) for v in values.split(",")]
-    opts = SweepOptions(search=args.search, samples=args.samples, search_seed=args.search_seed, asha=args.asha,
-                        address=args.address, resume=args.resume, rerun_errored=args.rerun_errored,
-                        sweep_id=args.sweep_id, overrides=args.overrides, storage_path=args.storage_path,
-                        tracking_uri=args.tracking_uri, analysis=not args.no_analysis,
-                        max_concurrent=args.max_concurrent)
     try:
+        chosen = study_for(chosen, args)
+        opts = SweepOptions(search=args.search, samples=args.samples or SweepOptions.samples,
+                            search_seed=args.search_seed, asha=args.asha, address=args.address, resume=args.resume,
+                            rerun_errored=args.rerun_errored, sweep_id=args.sweep_id, overrides=args.overrides,
+                            storage_path=args.storage_path, tracking_uri=args.tracking_uri,
+                            analysis=not args.no_analysis, max_concurrent=args.max_concurrent)
         summary = run_sweep(chosen, opts)
-    except (ConfigError, DataError, FileNotFoundError) as err:
+    except (ConfigError, DataError, ModelError, FileNotFoundError) as err:
         print(f"{p.prog}: error: {err}", file=sys.stderr)
         return 2
     print_summary(summary)
