@@ -273,3 +273,15 @@ def test_sweep_script(argv, expected, bad_files, tmp_path, capsys):
     rc = _exit_code(lambda a: sweep_cli.main_for(study, a, STUDY.PRESETS), argv)
     _assert_refused(rc, capsys.readouterr().err, _fill(expected, bad_files), tmp_path, before, repo)
     assert (json.dumps(study.grid), study.seeds) == (grid, seeds)  # the script's study is left as it was
+
+
+# --------------------------------------------------------------------------- the checks pass good input
+def test_good_input_gets_past_every_check(tmp_path):
+    """The control: the shipped presets as a user runs them reach the training / Ray (stopped there)."""
+    with pytest.raises(AssertionError, match="was about to start"):
+        cli.main(["train", "--config", "configs/triage-tiny.yaml", "--out", f"{tmp_path}/out",
+                  "--set", f"model.cache_dir={tmp_path}/cache"])
+    with pytest.raises(AssertionError, match="was about to start"):
+        sweep_cli.main_for(STUDY.DEFAULT, [
+            "--storage-path", f"{tmp_path}/storage", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+            "--grid", "data.rationale_source=llm,nurse", "--seeds", "0", "3", "--max-concurrent", "1"], STUDY.PRESETS)
