@@ -39,6 +39,7 @@ PREDICTION_COLUMNS: dict[str, str] = {
     "gold_rationale": "reference rationale",
     "pred_rationale": "rationale generated conditioned on the predicted label",
     "bleu": "sentence-level sacreBLEU of pred_rationale vs gold_rationale (0-100)",
+    "bleu_paper": "the paper's BLEU: NLTK sentence_bleu, method4, lower-cased word_tokenize tokens (0-1)",
     "bertscore_p": "BERTScore precision (raw, model in run.json metrics signature)",
     "bertscore_r": "BERTScore recall",
     "bertscore_f1": "BERTScore F1",
@@ -48,7 +49,7 @@ PREDICTION_COLUMNS: dict[str, str] = {
 
 # Per-example metrics that analysis can average, bootstrap and compare. Corpus-level metrics
 # (macro_f1, corpus_bleu) are recomputed from the label / rationale columns on each resample.
-PER_EXAMPLE_METRICS = ("correct", "bleu", "bertscore_f1", "consistent", "judge")
+PER_EXAMPLE_METRICS = ("correct", "bleu", "bleu_paper", "bertscore_f1", "consistent", "judge")
 CORPUS_METRICS = ("macro_f1", "corpus_bleu")
 
 # run.json keys. `system` lists the settings that define a system (what a sweep varies); analysis
