@@ -67,6 +67,8 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("macro_f1", "macro-F1", 100.0, "macro_f1"),
         MetricSpec("corpus_bleu", "BLEU", 1.0, "corpus_bleu"),
         MetricSpec("bleu", "sentence BLEU", 1.0, "mean", column="bleu"),
+        # the authors' BLEU (NLTK sentence BLEU, method4), on the paper's own 0-1 scale
+        MetricSpec("bleu_paper", "BLEU (paper, 0-1)", 1.0, "mean", column="bleu_paper", display_range=1.0),
         MetricSpec("bertscore_f1", "BERTScore F1", 100.0, "mean", column="bertscore_f1"),
         MetricSpec("bertscore_p", "BERTScore P", 100.0, "mean", column="bertscore_p"),
         MetricSpec("bertscore_r", "BERTScore R", 100.0, "mean", column="bertscore_r"),
