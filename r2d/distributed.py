@@ -120,15 +120,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- driver side
-def ensure_ray(cfg: Config) -> None:
-    """Join `resources.ray_address` (e.g. "auto") or start a local Ray on 127.0.0.1."""
+def ensure_ray(cfg: Config, log_to_driver: bool = True) -> None:
+    """Join `resources.ray_address` (e.g. "auto") or start a local Ray on 127.0.0.1. Without
+    `log_to_driver` the workers' output stays in Ray's session logs, off this console."""
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Train reports mid-training metrics (dev F1 per evaluation) before a trial's final objective.
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     if cfg.resources.ray_address:
-        ray.init(address=cfg.resources.ray_address, log_to_driver=True)
+        ray.init(address=cfg.resources.ray_address, log_to_driver=log_to_driver)
     else:
         # A local Ray has no spot preemption to watch and no metrics scraper; Train's watcher actor
         # and metrics exporters cost each fit() processes, and its 2 s polling adds seconds to both
@@ -136,6 +137,7 @@ def ensure_ray(cfg: Config) -> None:
         for var, value in LOCAL_TRAIN_ENV.items():
             os.environ.setdefault(var, value)
         ray.init(dashboard_host="127.0.0.1", _temp_dir=os.environ.get("R2D_RAY_TMPDIR") or None,
+                 log_to_driver=log_to_driver, logging_level="WARNING" if not log_to_driver else "INFO",
                  num_cpus=int(os.environ["R2D_RAY_NUM_CPUS"]) if os.environ.get("R2D_RAY_NUM_CPUS") else None)
 
 

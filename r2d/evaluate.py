@@ -22,7 +22,7 @@ from r2d.batches import Batch, TokenizedSplit, pad
 from r2d.config import Config, dump_config
 from r2d.decode import LabelScorer, encode, generate_text, predict_labels, unwrap
 from r2d.judge import JudgeClient
-from r2d.metrics import LabelMetrics, RationaleBERTScore, RationaleBLEU
+from r2d.metrics import LabelMetrics, RationaleBERTScore, RationaleBLEU, RationalePaperBLEU
 from r2d.objectives import per_example_ce
 from r2d.prepare import Prepared
 from r2d.record import write_run_record
@@ -114,8 +114,8 @@ def _rationale_metrics(prep: Prepared, model, rationales: list[str], refs: list[
     """Per-example rationale columns; fills the split's metrics, signatures and notes."""
     cfg, n = prep.cfg, len(refs)
     nan = [math.nan] * n
-    columns: dict[str, list] = {"bleu": nan, "bertscore_p": nan, "bertscore_r": nan, "bertscore_f1": nan,
-                                "consistent": nan, "judge": nan}
+    columns: dict[str, list] = {"bleu": nan, "bleu_paper": nan, "bertscore_p": nan, "bertscore_r": nan,
+                                "bertscore_f1": nan, "consistent": nan, "judge": nan}
     if VARIANTS[cfg.variant].objective == "label_only":
         return columns
     if cfg.evaluation.consistency:
@@ -128,6 +128,9 @@ def _rationale_metrics(prep: Prepared, model, rationales: list[str], refs: list[
     columns["bleu"], metrics["corpus_bleu"] = bleu.score(rationales, refs)
     metrics["bleu"] = float(np.mean(columns["bleu"]))
     signatures["bleu"] = bleu.signature()
+    paper_bleu = RationalePaperBLEU()  # the authors' BLEU, comparable with the paper's numbers
+    columns["bleu_paper"], metrics["bleu_paper"] = paper_bleu.score(rationales, refs)
+    signatures["bleu_paper"] = paper_bleu.signature()
     if cfg.evaluation.bertscore.enabled:
         bert = RationaleBERTScore(cfg.evaluation.bertscore)
         columns.update(bert.score(rationales, refs))

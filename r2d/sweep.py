@@ -12,16 +12,13 @@ mean best dev macro-F1. Each training is its own MLflow child run under the swee
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import hashlib
-import itertools
 import json
 import math
+import os
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,64 +30,26 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from r2d import runner, tracking
-from r2d.config import Config, ConfigError, blame, override_origins, read_config, set_dotted, validate_config
-from r2d.data import DataError
+from r2d.config import Config, validate_config
+from r2d.console import TrialLines, send_ray_logs_to
 from r2d.distributed import ensure_ray
 from r2d.health import UNHEALTHY
-from r2d.preflight import check_run
 from r2d.record import final_metrics
-from r2d.stage1_store import stage1_key
+from r2d.study import (
+    OPTUNA_KEYS,
+    Study,
+    SweepOptions,
+    base_config,
+    check_study,
+    default_optuna_space,
+    grid_points,
+    stage1_points,
+    trial_config,
+    trial_key,
+)
 
 # A training's wall time outside its workers, as `r2d.runner` splits it into timings.
 OVERHEAD_PARTS = ("ray_start_s", "ray_end_s", "driver_s")
-
-# Optuna's names -> config keys. The space is conditional: steepness exists only for the shapes
-# that have one.
-OPTUNA_KEYS = {
-    "shape": "stage2.schedule.shape",
-    "transition": "stage2.schedule.transition",
-    "cap": "stage2.schedule.cap",
-    "alpha": "stage2.alpha",
-    "steepness": "stage2.schedule.steepness",
-}
-
-
-def default_optuna_space(trial) -> None:
-    """Define-by-run space for OptunaSearch (TPE): shape, rate, cap, alpha; steepness where it applies."""
-    shape = trial.suggest_categorical("shape", ["linear", "exponential", "inverse_sigmoid", "step"])
-    trial.suggest_float("transition", 0.1, 1.0)
-    trial.suggest_float("cap", 0.5, 1.0)
-    trial.suggest_float("alpha", 0.3, 0.9)
-    if shape in ("exponential", "inverse_sigmoid"):
-        trial.suggest_float("steepness", 1.0, 20.0, log=True)
-
-
-@dataclass
-class Study:
-    name: str  # the MLflow experiment, and the prefix of the sweep's directory
-    config: str  # preset YAML
-    grid: dict[str, list] = field(default_factory=dict)  # dotted key -> values (full factorial)
-    seeds: list[int] = field(default_factory=lambda: [0, 1])
-    optuna_space: Callable | None = None
-    description: str = ""
-
-
-@dataclass
-class SweepOptions:
-    search: str = "grid"  # grid | optuna
-    samples: int = 8  # Optuna configurations
-    search_seed: int = 0
-    asha: bool = False
-    address: str | None = None
-    resume: bool = False
-    rerun_errored: bool = False
-    sweep_id: str | None = None  # resume this one (default: the latest of the study)
-    overrides: list[str] = field(default_factory=list)
-    storage_path: str | None = None
-    tracking_uri: str | None = None
-    analysis: bool = True
-    max_concurrent: int | None = None  # cap below what the cluster fits (benchmarks: 1 vs 2)
-
 
 @dataclass(frozen=True)
 class TrialContext:
@@ -104,40 +63,6 @@ class TrialContext:
     experiment: str
     runs_dir: str
     stage1_only: bool = False  # phase 1: train (or find) the Stage 1 result and stop
-
-
-# --------------------------------------------------------------------------- configurations
-def trial_config(base: dict[str, Any], overrides: dict[str, Any], seed: int) -> Config:
-    """The resolved config of one trial: the base, the trial's settings, its seed."""
-    data = copy.deepcopy(base)
-    for key, value in {**overrides, "seed": seed}.items():
-        set_dotted(data, key, value)
-    return validate_config(data, source="sweep trial")
-
-
-def trial_key(overrides: dict[str, Any], seed: int) -> str:
-    return hashlib.sha256(json.dumps([sorted(overrides.items()), seed], default=str).encode()).hexdigest()[:12]
-
-
-def grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
-    keys = list(grid)
-    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
-
-
-def stage1_points(study: Study, search: str, base: dict[str, Any]) -> list[dict[str, Any]]:
-    """One {"overrides", "seed"} per distinct Stage 1 that some trial of the study will need."""
-    seen, out = set(), []
-    for point in grid_points(study.grid) if search == "grid" else [{}]:
-        for seed in study.seeds:
-            cfg = trial_config(base, point, seed)
-            key = stage1_key(cfg) if cfg.stage1.enabled else None
-            if key is None or key in seen:
-                continue
-            seen.add(key)
-            # the Stage 1 fit only needs what shapes Stage 1: data, model, stage1 settings
-            shaping = {k: v for k, v in point.items() if k.startswith(("data.", "model.", "stage1."))}
-            out.append({"overrides": shaping, "seed": seed})
-    return out
 
 
 def trials_that_fit(nodes: list[dict[str, float]], driver: dict[str, float], num_workers: int,
@@ -227,16 +152,6 @@ def _sweep_dir(storage: str, study: Study, opts: SweepOptions) -> tuple[Path, di
     return root / sweep_id, {"sweep_id": sweep_id}
 
 
-def _base_config(study: Study, opts: SweepOptions) -> dict[str, Any]:
-    """The study's preset with the user's settings, checked, paths and tracking URI absolute."""
-    overrides = list(opts.overrides)
-    for key, value in (("resources.storage_path", opts.storage_path), ("tracking.tracking_uri", opts.tracking_uri),
-                       ("resources.ray_address", opts.address)):
-        if value:
-            overrides.append(f"{key}={value}")
-    return read_config(study.config, overrides + [f"tracking.experiment={study.name}", "tracking.enabled=true"])
-
-
 def _stage2_search(study: Study, opts: SweepOptions) -> tuple[dict, Any, Any, int]:
     """(param_space, search_alg, scheduler, num_samples) of phase 2."""
     scheduler = ASHAScheduler(metric="stage2/dev_macro_f1", mode="max", grace_period=2) if opts.asha else None
@@ -251,6 +166,8 @@ def _stage2_search(study: Study, opts: SweepOptions) -> tuple[dict, Any, Any, in
 def _run_tune(sweep_dir: Path, phase: str, ctx: TrialContext, trial_cpus: float, param_space: dict,
               concurrency: int, opts: SweepOptions, search_alg=None, scheduler=None, num_samples: int = 1):
     path = sweep_dir / phase
+    total = len(param_space["trial"]["grid_search"]) if "trial" in param_space else num_samples
+    callbacks = [] if opts.verbose else [TrialLines(phase, total, concurrency)]
     trainable = tune.with_resources(tune.with_parameters(sweep_trial, ctx=ctx), {"cpu": trial_cpus})
     if opts.resume and tune.Tuner.can_restore(str(path)):
         # Finished trials are kept, unfinished ones continue, errored ones rerun only if asked;
@@ -266,8 +183,8 @@ def _run_tune(sweep_dir: Path, phase: str, ctx: TrialContext, trial_cpus: float,
                                         search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
                                         max_concurrent_trials=concurrency,
                                         reuse_actors=True),  # a trial process (and its imports) serves many
-            run_config=tune.RunConfig(name=phase, storage_path=str(sweep_dir), verbose=1,
-                                      failure_config=tune.FailureConfig(max_failures=0)),
+            run_config=tune.RunConfig(name=phase, storage_path=str(sweep_dir), verbose=1 if opts.verbose else 0,
+                                      failure_config=tune.FailureConfig(max_failures=0), callbacks=callbacks),
         )
     return tuner.fit()
 
@@ -322,44 +239,20 @@ def _analyse(uri: str, study: Study, sweep_id: str, sweep_dir: Path):
                             cache_dir=sweep_dir / "report" / "cache")
 
 
-def check_study(study: Study, opts: SweepOptions) -> None:
-    """Every trial's config, checked before anything exists (sweep folder, Ray, MLflow run): each grid
-    point x seed resolved by `trial_config`, and what it names on this machine (r2d.preflight). An error
-    names the option that set the bad key: --grid KEY=VALUE, --seeds N, --set KEY=VALUE, --storage-path,
-    ... (the options themselves are checked by r2d.sweep_cli). Raises ConfigError or DataError."""
-    base = _base_config(study, opts)
-    flags = [(key, f"{flag} {value}") for key, flag, value in (
-        ("resources.storage_path", "--storage-path", opts.storage_path),
-        ("tracking.tracking_uri", "--tracking-uri", opts.tracking_uri),
-        ("resources.ray_address", "--address", opts.address)) if value]
-    origins, checked = override_origins(opts.overrides) + flags, set()
-    for point in grid_points(study.grid) if opts.search == "grid" else [{}]:
-        for seed in study.seeds:
-            named = origins + [(k, f"--grid {k}={v}") for k, v in point.items()] + [("seed", f"--seeds {seed}")]
-            try:
-                cfg = trial_config(base, point, seed)
-                what = json.dumps([cfg.to_dict()[k] for k in ("data", "model", "resources", "evaluation")])
-                if what not in checked:  # the data, paths and Ray's room: once per distinct setting
-                    check_run(cfg, on_ray=True, drivers=1)
-                    checked.add(what)
-            except ConfigError as err:
-                raise blame(err, named) from None
-            except DataError as err:  # told against the grid's data settings, if it has any
-                data_axes = [f"--grid {k}={v}: " for k, v in point.items() if k.startswith("data.")]
-                raise DataError("".join(data_axes) + str(err)) from None
-
-
 def run_sweep(study: Study, opts: SweepOptions) -> dict[str, Any]:
     """Run (or resume) a study; returns a summary with the results table and the report paths."""
     check_study(study, opts)  # before anything is created
-    base = _base_config(study, opts)
+    base = base_config(study, opts)
     uri, storage = base["tracking"]["tracking_uri"], base["resources"]["storage_path"]
     base_cfg = validate_config(base)
     sweep_dir, state = _sweep_dir(storage, study, opts)
     sweep_id = state["sweep_id"]
     sweep_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
-    ensure_ray(base_cfg)
+    if not opts.verbose:  # Ray's and Tune's own output goes to a file; the console gets TrialLines
+        send_ray_logs_to(sweep_dir / "ray.log")
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's experiment boxes and result paths: off at verbose 0
+    ensure_ray(base_cfg, log_to_driver=opts.verbose)
     concurrency = min(max_concurrent_trials(base_cfg), opts.max_concurrent or math.inf)
     space = ({"grid": study.grid, "seeds": study.seeds} if opts.search == "grid" else
              {"optuna": "default_optuna_space (shape, transition, cap, alpha, steepness|shape)",

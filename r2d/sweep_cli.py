@@ -12,7 +12,8 @@ from r2d.cli import OneLineParser
 from r2d.config import ConfigError, parse_override
 from r2d.data import DataError
 from r2d.modeling import ModelError
-from r2d.sweep import Study, SweepOptions, run_sweep
+from r2d.study import Study, SweepOptions
+from r2d.sweep import run_sweep
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -73,6 +74,8 @@ def build_parser(study: Study, presets: dict[str, Study]) -> argparse.ArgumentPa
                    help="replace one grid axis, e.g. --grid stage2.schedule.shape=linear,step")
     p.add_argument("--no-analysis", action="store_true")
     p.add_argument("--max-concurrent", type=int, help="at most this many trials at once (default: what fits)")
+    p.add_argument("--verbose", action="store_true",
+                   help="Ray's and Tune's own output on the console (default: in ray.log in the sweep folder)")
     return p
 
 
@@ -124,7 +127,8 @@ def main_for(study: Study, argv: list[str] | None = None, presets: dict[str, Stu
                             search_seed=args.search_seed, asha=args.asha, address=args.address, resume=args.resume,
                             rerun_errored=args.rerun_errored, sweep_id=args.sweep_id, overrides=args.overrides,
                             storage_path=args.storage_path, tracking_uri=args.tracking_uri,
-                            analysis=not args.no_analysis, max_concurrent=args.max_concurrent)
+                            analysis=not args.no_analysis, max_concurrent=args.max_concurrent,
+                            verbose=args.verbose)
         summary = run_sweep(chosen, opts)
     except (ConfigError, DataError, ModelError, FileNotFoundError) as err:
         print(f"{p.prog}: error: {err}", file=sys.stderr)

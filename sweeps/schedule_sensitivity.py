@@ -9,7 +9,7 @@ import sys
 
 from _common import preset
 
-from r2d.sweep import Study
+from r2d.study import Study
 from r2d.sweep_cli import main_for
 
 SHAPES = ["linear", "exponential", "inverse_sigmoid", "step"]

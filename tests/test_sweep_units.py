@@ -1,7 +1,8 @@
 """The sweep's pure pieces: grids, trial keys, per-trial configs and the Stage 1 plan."""
 
 from r2d.config import load_config, read_config
-from r2d.sweep import Study, grid_points, stage1_points, trial_config, trial_key, trials_that_fit
+from r2d.study import Study, grid_points, stage1_points, trial_config, trial_key
+from r2d.sweep import trials_that_fit
 from r2d.sweep_cli import format_table
 
 BASE = load_config("configs/triage-tiny-sweep.yaml")

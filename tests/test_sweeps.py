@@ -56,10 +56,12 @@ def sweep_cmd(script, tmp, address, *extra):
     return args + list(extra)
 
 
-def run_sweep(script, tmp, address, *extra, timeout=600):
+def run_sweep(script, tmp, address, *extra, timeout=600, console=None):
     out = subprocess.run(sweep_cmd(script, tmp, address, *extra), capture_output=True, text=True, timeout=timeout,
                          cwd=tmp, env=ENV)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    if console is not None:
+        console.update(stdout=out.stdout, stderr=out.stderr)
     return out.stdout
 
 
@@ -126,10 +128,18 @@ def test_concurrent_trials_place_their_workers_wherever_the_drivers_land(ray_clu
 
 
 def test_grid_sweep_with_a_failing_trial(ray_cluster, tmp_path):
+    console: dict = {}
     out = run_sweep("schedule_sensitivity.py", tmp_path, ray_cluster,
                     "--grid", "stage2.schedule.shape=linear,step", "--grid", "stage2.schedule.transition=0.5",
-                    "--grid", "debug.inject_nan_at_step=null,1", "--seeds", "0")
+                    "--grid", "debug.inject_nan_at_step=null,1", "--seeds", "0", console=console)
     assert "| system |" in out and "mlflow ui --backend-store-uri" in out
+    # a quiet console: one line per finished trial, progress lines, the table and the report; Ray's and
+    # Tune's own output in ray.log. Budget: 3 lines per trial (5 with Stage 1) + 120 for the summary.
+    lines = (console["stdout"] + console["stderr"]).splitlines()
+    assert len(lines) <= 3 * 5 + 120, len(lines)
+    assert not any("PlacementGroupCleaner" in line for line in lines)
+    assert sum("dev macro-F1" in line for line in lines) == 4
+    assert (next((tmp_path / "storage").glob("schedule_sensitivity-*")) / "ray.log").exists()
     c, parents, kids = children(tmp_path, "schedule_sensitivity")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     # two 1-CPU nodes, 0.05-CPU drivers, 0.9-CPU workers: two trials at once, wherever the drivers land
