@@ -149,6 +149,8 @@ class Stage2Config(StageConfig):
     alpha_warmup: float = Field(0.05, ge=0.0, le=1.0)  # fraction of max_steps for a(t): 0 -> alpha
     schedule: ScheduleConfig = ScheduleConfig()
     label_decoding: Literal["score", "generate"] = "score"  # how scheduled sampling predicts labels
+    # Equal budgets: a variant without Stage 1 trains stage1.max_steps more Stage 2 steps (ablations).
+    equal_total_steps: bool = False
 
 
 class BertScoreConfig(_Section):
@@ -378,8 +380,13 @@ def validate_config(data: dict[str, Any], source: str = "config",
     `origins` (see `override_origins`) name the options an error in their keys is told against."""
     user = _validate(data, source, origins)
     resolved = user.to_dict()
-    for dotted, value in variant_settings(user.variant).items():
+    settings = variant_settings(user.variant)
+    for dotted, value in settings.items():
         set_dotted(resolved, dotted, value)
+    if user.stage2.equal_total_steps and user.stage1.enabled and not settings["stage1.enabled"]:
+        # Stage 1 was on for the user and the variant drops it; once resolved, stage1.enabled is off,
+        # so resolving again adds nothing.
+        resolved["stage2"]["max_steps"] += user.stage1.max_steps
     _absolute_paths(resolved)
     return _validate(resolved, f"{source} (variant {user.variant})", origins)
 

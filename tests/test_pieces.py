@@ -11,7 +11,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from r2d import health, runner
 from r2d.checkpoints import TrainState, load_checkpoint, restore, save_checkpoint, save_weights
-from r2d.config import ConfigError, load_config, read_config
+from r2d.config import ConfigError, load_config, read_config, validate_config
 from r2d.record import final_metrics
 from r2d.runtime import Runtime
 from r2d.sampling import ScheduledSampler
@@ -140,3 +140,12 @@ def test_health_flags_from_rationales_and_traces():
     stopped = health.flags({**stage2, "best_step": 50, "stopped_early": True, "loss_trend": (0.9, 0.5)}, None, labels)
     assert health.unhealthy(stopped) == [] and stopped["early_stopped"]
     assert health.unhealthy(health.failed_flags(diverged=True)) == ["diverged", "failed"]
+
+
+def test_controls_without_stage1_get_the_same_total_budget():
+    with_stage1 = load_config("configs/triage-tiny-sweep.yaml", ["variant=teacher_forcing"])
+    for variant in ("dss", "sft", "combined_ft", "r2d_no_stage1"):
+        cfg = load_config("configs/triage-tiny-sweep.yaml", [f"variant={variant}"])
+        assert cfg.stage2.max_steps == with_stage1.stage1.max_steps + with_stage1.stage2.max_steps
+        assert validate_config(cfg.to_dict()) == cfg  # resolving again adds nothing
+    assert load_config("configs/triage-tiny.yaml", ["variant=dss"]).stage2.max_steps == 160  # off by default
