@@ -192,10 +192,16 @@ class RationaleBERTScore:
         method that transformers 5 removed (build_inputs_with_special_tokens)."""
         out = {"bertscore_p": [0.0] * len(hyps), "bertscore_r": [0.0] * len(hyps), "bertscore_f1": [0.0] * len(hyps)}
         keep = [i for i, (h, r) in enumerate(zip(hyps, refs, strict=True)) if h.strip() and r.strip()]
-        if keep:
-            scorer = _scorer(self.cfg.model, self.cfg.num_layers, self.cfg.batch_size)
-            scores = scorer.score([hyps[i] for i in keep], [refs[i] for i in keep])
+        scorer = _scorer(self.cfg.model, self.cfg.num_layers, self.cfg.batch_size) if keep else None
+        # bert-score embeds a call's distinct sentences in batches ordered by a set's iteration order,
+        # which changes with Python's hash seed from process to process, and batch composition moves
+        # the scores in the 7th digit. A call of at most batch_size / 2 pairs embeds in one batch, so
+        # the same pairs give the same scores in every process.
+        chunk = max(self.cfg.batch_size // 2, 1)
+        for start in range(0, len(keep), chunk):
+            rows = keep[start : start + chunk]
+            scores = scorer.score([hyps[i] for i in rows], [refs[i] for i in rows], batch_size=self.cfg.batch_size)
             for key, values in zip(out, scores):
-                for i, value in zip(keep, values.tolist()):
+                for i, value in zip(rows, values.tolist()):
                     out[key][i] = value
         return out
