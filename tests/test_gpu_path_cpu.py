@@ -123,6 +123,7 @@ def test_gpu_preset_path_on_cpu(preset, tmp_path, model_dirs, pubmedqa_dir, bioa
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # t5-large shapes: tens of minutes on 2 shared cores, ~15 GB of RAM
 @pytest.mark.skipif(not BIG, reason="bench: R2D_BIG_SHAPES=1 runs every preset at its own shape")
 @pytest.mark.parametrize("preset", ALL_PRESETS)
 def test_gpu_preset_path_on_cpu_own_shape(preset, tmp_path, model_dirs, pubmedqa_dir, bioasq_file):
