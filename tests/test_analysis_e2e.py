@@ -328,3 +328,35 @@ def test_target_effect_must_be_positive(tmp_path: Path, capsys, bad: str) -> Non
 def _binomial_band(rate: float, trials: int, confidence: float = 0.999) -> tuple[float, float]:
     tail = (1 - confidence) / 2
     return scipy_stats.binom.ppf(tail, trials, rate) / trials, scipy_stats.binom.isf(tail, trials, rate) / trials
+
+
+AA_REPS, POWER_REPS = 80, 50
+
+
+def test_aa_and_a_planted_delta_through_the_report_path(tmp_path: Path) -> None:
+    """A/A studies are marked significant at about alpha; a delta planted at the median MDE the A/A tables
+    reported ("detectable at 80% power") is found about 80% of the time. Tolerances: 99.9% binomial bands
+    (the bench runs 1,000 replications: bench/bench_report_calibration.py, figure in analysis/README.md)."""
+    n_seeds, population = 3, sim.Population(sd_example=1.0, sd_seed=0.3, sd_interaction=0.3)
+    rng = np.random.default_rng(2027)
+    null = [
+        sim.replicate_comparison(
+            tmp_path / f"aa{i}", rng, n=100, n_seeds=n_seeds, population=population, n_resamples=300
+        )
+        for i in range(AA_REPS)
+    ]
+    rate = np.mean([row.significant for row in null])
+    low, high = _binomial_band(0.05, AA_REPS)
+    print(f"A/A rate {rate:.3f} over {AA_REPS}")
+    assert low <= rate <= high, rate
+    mde = float(np.median([row.mde for row in null]))
+    planted = [
+        sim.replicate_comparison(
+            tmp_path / f"d{i}", rng, n=100, n_seeds=n_seeds, population=population, accuracy_delta=mde, n_resamples=300
+        )
+        for i in range(POWER_REPS)
+    ]
+    found = np.mean([row.significant and row.delta > 0 for row in planted])
+    low, high = _binomial_band(0.8, POWER_REPS)
+    print(f"power {found:.3f} over {POWER_REPS} at the median MDE {mde:.4f}")
+    assert low <= found <= high, (found, mde)
