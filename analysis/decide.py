@@ -13,8 +13,8 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from analysis.crossed import MAX_SEEDS
 from analysis.metrics import MetricSpec
-from analysis.power import MAX_SEEDS
 
 if TYPE_CHECKING:  # annotations only: tables imports nothing from here
     from analysis.tables import ComparisonRow

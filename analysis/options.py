@@ -14,10 +14,11 @@ from analysis.errors import InputError
 from analysis.metrics import MetricSpec
 from analysis.resampling import DEFAULT_RESAMPLES
 
-TESTS = ("auto", "paired-bootstrap", "randomization", "mcnemar", "t-test", "wilcoxon")
+TESTS = ("auto", "crossed", "paired-bootstrap", "randomization", "mcnemar", "t-test", "wilcoxon")
 CORRECTIONS = ("holm", "bonferroni")
 CI_METHODS = ("bca", "percentile")
 TEST_LABELS = {
+    "crossed": "crossed seed x example test (seed and example variance)",
     "paired-bootstrap": "paired bootstrap",
     "randomization": "approximate randomisation",
     "mcnemar": "exact McNemar",
@@ -74,8 +75,9 @@ class AnalysisOptions:
     def test_for(self, n_seeds: int) -> str:
         """The test behind the table's p-values for a comparison over `n_seeds` seed-matched runs.
 
-        `auto`: the paired bootstrap with one seed, the paired t-test over seeds with several.
+        `auto`: the paired bootstrap with one seed; with several, the crossed seed x example test
+        (`analysis.crossed`), which accounts for training randomness and for the sampling of test examples.
         """
         if self.test == "auto":
-            return "t-test" if n_seeds >= 2 else "paired-bootstrap"
+            return "crossed" if n_seeds >= 2 else "paired-bootstrap"
         return self.test

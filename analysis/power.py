@@ -68,35 +68,3 @@ def minimum_detectable_effect(
     else:
         factor = scipy_stats.t.ppf(1.0 - level / 2.0, df) + scipy_stats.t.ppf(power, df)
     return factor * np.asarray(std_error, dtype=np.float64)
-
-
-MAX_SEEDS = 1000  # seeds needed beyond this are reported as "more than 1000"
-
-
-def seeds_needed(
-    seed_sd: np.ndarray | float,
-    effect: np.ndarray | float,
-    *,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    n_comparisons: int = 1,
-    max_seeds: int = MAX_SEEDS,
-) -> np.ndarray:
-    """Seed-matched runs a paired t-test over seeds needs to detect `effect` with `power` (at this many examples).
-
-    `seed_sd` is the standard deviation of the per-seed differences (system - baseline, at the study's
-    n examples, so example noise is inside it). The answer is the smallest k >= 2 whose MDE,
-    (t_{1-alpha'/2, k-1} + t_{power, k-1}) * seed_sd / sqrt(k), is at most |effect| (alpha' = alpha /
-    n_comparisons, as `minimum_detectable_effect`); inf beyond `max_seeds`, NaN when either input is.
-    """
-    sd = np.asarray(seed_sd, dtype=np.float64)
-    target = np.abs(np.asarray(effect, dtype=np.float64))
-    sd, target = np.broadcast_arrays(sd, target)
-    k = np.arange(2, max_seeds + 1, dtype=np.float64)
-    level = alpha / max(1, n_comparisons)
-    factor = scipy_stats.t.ppf(1.0 - level / 2.0, k - 1) + scipy_stats.t.ppf(power, k - 1)  # [K]
-    mde = factor[None, :] * sd.reshape(-1, 1) / np.sqrt(k)[None, :]  # [N, K]
-    enough = mde <= target.reshape(-1, 1)
-    first = np.where(enough.any(axis=1), k[np.argmax(enough, axis=1)], np.inf)
-    undefined = np.isnan(sd.reshape(-1)) | np.isnan(target.reshape(-1))
-    return np.where(undefined, np.nan, first).reshape(sd.shape)

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from analysis import across_seeds, intervals, power, significance, sufficient
+from analysis import across_seeds, crossed, intervals, power, significance, sufficient
 from analysis.decide import undecided_words
 from analysis.metrics import MetricSpec
 from analysis.options import AnalysisOptions
@@ -38,12 +38,12 @@ Groups = dict[tuple[str, tuple[int, ...]], list[System]]
 
 @dataclass(frozen=True)
 class Spread:
-    """How uncertain one difference is: its standard error, the t-test's degrees of freedom (None: normal),
-    and the standard deviation of its per-seed differences (NaN with one seed): for its MDE and seeds needed."""
+    """How uncertain one difference is, for its MDE and seeds needed: the table's test's standard error and
+    degrees of freedom (None: normal), and the difference's variance components (`analysis.crossed`)."""
 
     std_error: float
     df: int | None
-    seed_sd: float
+    components: crossed.VarianceComponents
 
 
 Spreads = dict[str, Spread]
@@ -69,8 +69,8 @@ class StatisticsCache:
         """Statistics `[R, n, d]` of a system's runs on `seeds`."""
         return np.stack([self.run(system, seed, spec) for seed in seeds])  # [R, n, d]
 
-    def correctness(self, system: System, seeds: Sequence[int], spec: MetricSpec) -> np.ndarray:
-        """0/1 scores `[R, n]` of a system's runs on `seeds` (for McNemar)."""
+    def scores(self, system: System, seeds: Sequence[int], spec: MetricSpec) -> np.ndarray:
+        """Per-example scores `[R, n]` of a per-example metric (NaN: unscored) on `seeds`."""
         return np.stack([self.matched.frame(system, seed)[spec.column].to_numpy(np.float64) for seed in seeds])
 
 
@@ -83,6 +83,7 @@ class GroupTests:
     mcnemar: significance.McNemar | None  # 0/1 metrics only
     ttest: across_seeds.SeedTest | None  # two seeds or more
     wilcoxon: across_seeds.SeedTest | None
+    crossed: crossed.CrossedTest  # the default with two seeds or more (one seed: a paired t over examples)
 
 
 def compose_rows(
@@ -233,8 +234,8 @@ def _run_tests(
     mcnemar = None
     if spec.binary:
         mcnemar = significance.mcnemar_exact(
-            cache.correctness(baseline, seeds, spec),
-            np.stack([cache.correctness(s, seeds, spec) for s in members]),
+            cache.scores(baseline, seeds, spec),
+            np.stack([cache.scores(s, seeds, spec) for s in members]),
         )
     ttest = wilcoxon = None
     if len(seeds) >= 2:
@@ -242,12 +243,18 @@ def _run_tests(
         system_seed_scores = sufficient.per_run_scores(block, finalize)  # [S, R]
         ttest = across_seeds.paired_ttest(base_seed_scores, system_seed_scores, confidence=options.confidence)
         wilcoxon = across_seeds.wilcoxon_signed_rank(base_seed_scores, system_seed_scores)
-    return GroupTests(paired, randomized, mcnemar, ttest, wilcoxon)
+    if spec.kind == "mean":  # per-example scores: differences directly (NaN: jackknife over the scored ones)
+        base_scores = cache.scores(baseline, seeds, spec)
+        block_scores = np.stack([cache.scores(system, seeds, spec) for system in members])
+        crossed_test = crossed.crossed_test(base_scores, block_scores, confidence=options.confidence, nan_policy="omit")
+    else:  # corpus metrics: per-example jackknife pseudo-values
+        crossed_test = crossed.crossed_test(base, block, finalize=finalize, confidence=options.confidence)
+    return GroupTests(paired, randomized, mcnemar, ttest, wilcoxon, crossed_test)
 
 
 def _fill_comparison(row: ComparisonRow, tests: GroupTests, index: int, test: str, seeds: tuple[int, ...]) -> Spread:
     """Write system `index`'s comparison into its row; returns its difference's spread (MDE, seeds needed)."""
-    paired, ttest = tests.paired, tests.ttest
+    paired, ttest, cross = tests.paired, tests.ttest, tests.crossed
     row.comparison_seeds = list(seeds)
     row.baseline_estimate = float(paired.point[0])  # the baseline on these seeds: delta = estimate - this
     row.p_bootstrap = float(paired.p_value[index])
@@ -255,26 +262,40 @@ def _fill_comparison(row: ComparisonRow, tests: GroupTests, index: int, test: st
     row.p_mcnemar = _p_value(tests.mcnemar, index)
     row.p_ttest = _p_value(ttest, index)
     row.p_wilcoxon = _p_value(tests.wilcoxon, index)
+    row.p_crossed = float(cross.p_value[index])
+    components = _components_of(cross.components, index)
+    row.var_seed, row.var_example, row.var_residual = (
+        float(part[0]) for part in (components.seed, components.example, components.residual)
+    )
     row.test = test
     row.delta = float(paired.delta[index])
     uses_t = test == "t-test" and ttest is not None
     if uses_t:
-        row.delta_low, row.delta_high = float(ttest.low[index]), float(ttest.high[index])
-        row.delta_ci = "t"
+        row.delta_low, row.delta_high, row.delta_ci = float(ttest.low[index]), float(ttest.high[index]), "t"
+    elif test == "crossed":
+        row.delta_low, row.delta_high, row.delta_ci = float(cross.low[index]), float(cross.high[index]), "crossed-t"
     else:
         row.delta_low, row.delta_high = float(paired.delta_low[index]), float(paired.delta_high[index])
         row.delta_ci = f"bootstrap-{paired.method}"
     row.p_value = {
+        "crossed": row.p_crossed,
         "paired-bootstrap": row.p_bootstrap,
         "randomization": row.p_randomization,
         "mcnemar": row.p_mcnemar,
         "t-test": row.p_ttest,
         "wilcoxon": row.p_wilcoxon,
     }[test]
-    seed_sd = float(ttest.std_error[index]) * math.sqrt(len(seeds)) if ttest is not None else math.nan
     if uses_t:
-        return Spread(float(ttest.std_error[index]), len(seeds) - 1, seed_sd)  # the t-test's degrees of freedom
-    return Spread(float(paired.delta_std_error[index]), None, seed_sd)
+        return Spread(float(ttest.std_error[index]), len(seeds) - 1, components)  # the t-test's degrees of freedom
+    return Spread(float(paired.delta_std_error[index]), None, components)
+
+
+def _components_of(components: crossed.VarianceComponents, index: int) -> crossed.VarianceComponents:
+    """System `index`'s variance components (one-element arrays)."""
+    part = slice(index, index + 1)
+    return replace(
+        components, seed=components.seed[part], example=components.example[part], residual=components.residual[part]
+    )
 
 
 def _p_value(result: significance.McNemar | across_seeds.SeedTest | None, index: int) -> float:
@@ -317,12 +338,22 @@ def _correct(rows: list[ComparisonRow], spreads: Spreads, options: AnalysisOptio
     target = options.target_effect / spec.scale if options.target_effect is not None else math.nan
     for row in rows:
         spread = spreads.get(row.system)
-        if spread is None:
-            continue
+        if spread is not None:
+            _power_figures(row, spread, options, family, target)
+            row.undecided = undecided_words(row, spec) or ""
+
+
+def _power_figures(row: ComparisonRow, spread: Spread, options: AnalysisOptions, family: int, target: float) -> None:
+    """The row's MDE (of its test, at 80% power and the family's Bonferroni level), and the seeds the crossed
+    test needs (at the study's n examples) to detect its observed delta and the target effect."""
+    if row.test == "crossed":
+        mde = crossed.minimum_detectable_effect(spread.components, alpha=options.alpha, n_comparisons=family)
+        row.mde = float(mde[0])
+    else:
         row.mde = float(
             power.minimum_detectable_effect(spread.std_error, alpha=options.alpha, n_comparisons=family, df=spread.df)
         )
-        needed = power.seeds_needed(spread.seed_sd, [row.delta, target], alpha=options.alpha, n_comparisons=family)
-        row.seeds_needed, row.seeds_needed_target = float(needed[0]), float(needed[1])
-        row.target_effect = target
-        row.undecided = undecided_words(row, spec) or ""
+    for effect, field_name in ((row.delta, "seeds_needed"), (target, "seeds_needed_target")):
+        needed = crossed.seeds_needed(spread.components, effect, alpha=options.alpha, n_comparisons=family)
+        setattr(row, field_name, float(needed[0]))
+    row.target_effect = target

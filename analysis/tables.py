@@ -56,6 +56,10 @@ class ComparisonRow:
     p_mcnemar: float = math.nan
     p_ttest: float = math.nan
     p_wilcoxon: float = math.nan
+    p_crossed: float = math.nan
+    var_seed: float = math.nan  # variance components of the per-example differences (analysis.crossed)
+    var_example: float = math.nan
+    var_residual: float = math.nan
     baseline_estimate: float = math.nan  # the baseline on `comparison_seeds`: delta = estimate - baseline_estimate
     seeds_needed: float = math.nan  # seed-matched runs to detect the observed delta at 80% power (at this n)
     seeds_needed_target: float = math.nan  # the same for `target_effect`

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import optimize
 from scipy.special import expit
 
+from analysis import crossed
 from analysis.report import build_report
 from analysis.runs import load_run_dirs
 from analysis.tables import ComparisonRow
@@ -194,3 +195,16 @@ def replicate_comparison(
     finally:
         shutil.rmtree(root)
     return next(row for row in report.rows if row.compared)
+
+
+def design_mde(rows: list[ComparisonRow], *, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The crossed test's MDE at the variance components averaged over replications' rows (their method-of-
+    moments estimates are unbiased up to truncation at 0): the design's own MDE, up to Monte Carlo error."""
+    components = crossed.VarianceComponents(
+        seed=np.array([np.mean([row.var_seed for row in rows])]),
+        example=np.array([np.mean([row.var_example for row in rows])]),
+        residual=np.array([np.mean([row.var_residual for row in rows])]),
+        n_seeds=len(rows[0].comparison_seeds),
+        n_examples=rows[0].n_examples,
+    )
+    return float(crossed.minimum_detectable_effect(components, alpha=alpha, power=power)[0])

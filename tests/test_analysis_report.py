@@ -140,9 +140,10 @@ def test_report_from_run_directories(sweep_dirs: Path, tmp_path: Path, capsys) -
     printed = capsys.readouterr().out
     assert "| system | seeds | accuracy | Δ accuracy |" in printed
     assert "r2d shape=linear transition=0.6 (baseline)" in printed  # the paper's recipe is the default
-    assert "Holm-Bonferroni" in printed and "paired t-test over seeds" in printed
+    # with several seeds the default test is the crossed seed x example test (issue 10; was the t-test)
+    assert "Holm-Bonferroni" in printed and "crossed seed x example test" in printed
     assert (
-        "metric:correct|test:t-test|ci:percentile-95%|resamples:300|seed:0|n:78|seeds:2-3|correction:holm(m=4)"
+        "metric:correct|test:crossed|ci:percentile-95%|resamples:300|seed:0|n:78|seeds:2-3|correction:holm(m=4)"
         in printed
     )
     # mismatches are reported, never dropped silently
@@ -158,7 +159,8 @@ def test_report_from_run_directories(sweep_dirs: Path, tmp_path: Path, capsys) -
     # with several seeds the example-level tests' columns say that they ignore seed variance (issue 10)
     pooled = ["p_randomization_ignores_seed_variance", "p_mcnemar_ignores_seed_variance"]
     assert "p_randomization" not in table.columns and "p_mcnemar" not in table.columns
-    assert compared[["p_bootstrap", pooled[0], "p_ttest", "p_wilcoxon"]].notna().all().all()
+    assert compared[["p_crossed", "p_bootstrap", pooled[0], "p_ttest", "p_wilcoxon"]].notna().all().all()
+    assert (compared["p_value"] == compared["p_crossed"]).all() and (compared["delta_ci"] == "crossed-t").all()
     assert compared.loc[compared["metric"] == "correct", pooled[1]].notna().all()
     assert (table["ci_low"] <= table["estimate"]).all() and (table["estimate"] <= table["ci_high"]).all()
     sft = table[(table["system"].str.startswith("sft")) & (table["metric"] == "correct")].iloc[0]
