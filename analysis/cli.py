@@ -62,8 +62,8 @@ def _parser() -> argparse.ArgumentParser:
         "--test",
         default="auto",
         choices=TESTS,
-        help="test for the table's p-values (auto: paired bootstrap with one seed, t-test over seeds with several); "
-        "randomization and mcnemar ignore seed variance with several seeds",
+        help="test for the table's p-values (auto: paired bootstrap with one seed, the crossed seed x example "
+        "test with several); randomization and mcnemar ignore seed variance with several seeds",
     )
     report.add_argument("--ci", default="bca", choices=CI_METHODS, help="bootstrap interval (default bca)")
     report.add_argument("--confidence", type=float, default=0.95)

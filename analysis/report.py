@@ -10,10 +10,14 @@ What is computed, per metric (see DESIGN.md section 6, and `analysis.rows`):
   a percentile interval of the seed x example stratified bootstrap) and the spread across seeds;
 - each system vs the baseline of its stratum (its rationale source): the difference with its CI,
   and the p-value of the table's test, corrected for the comparisons of that metric (Holm by
-  default). `--test auto` uses the paired bootstrap with one seed and the paired t-test over
-  seed-matched runs with several (calibrated; the two-way bootstrap is conservative); every other
+  default). `--test auto` uses the paired bootstrap with one seed and the crossed seed x example test
+  (`analysis.crossed`: seed and example variance) over seed-matched runs with several; every other
   test's p-value is in the CSV;
-- the minimum detectable effect at 80% power, printed beside non-significant differences.
+- the minimum detectable effect at 80% power, printed beside non-significant differences, and the
+  seeds needed to detect the observed delta and the `--target-effect`; a CI or MDE wider than the
+  metric's range is replaced by words (`analysis.decide`).
+Rows are configurations (`system_id`), each on one set of seeds (`analysis.seedplan`); runs flagged
+unhealthy are listed and marked, or left out with `exclude_unhealthy`.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ shares with its baseline). Per metric, over the systems that have it:
 1. each system on its own: mean over its row's seeds, bootstrap CI, per-seed scores (systems with
    the same seeds share one resample draw);
 2. each system against its stratum's baseline, grouped by (baseline, seeds) so that a group shares
-   one draw: the paired bootstrap, randomisation, McNemar (0/1 metrics), and the t-test and Wilcoxon
-   over seeds (two seeds or more); the table's test gives the row's delta CI and p;
+   one draw: the paired bootstrap, randomisation, McNemar (0/1 metrics), the t-test and Wilcoxon over
+   seeds (two seeds or more), and the crossed seed x example test (`analysis.crossed`, the default
+   with several seeds; its variance components plan the MDE and the seeds needed); the table's test
+   gives the row's delta CI and p;
 3. the rows in table order (strata, baseline first), p-values corrected across the metric's
    comparisons, each difference's minimum detectable effect and the seeds needed to detect its
    observed delta and the `--target-effect`, and words instead of numbers that cannot be true
