@@ -149,7 +149,7 @@ def variance_components(squares: MeanSquares) -> VarianceComponents:
 def df_lambda(nu: np.ndarray | float, alpha: np.ndarray | float) -> np.ndarray:
     """lambda(nu, alpha) of the degrees-of-freedom rule (fitted to the exact normal-theory size, README)."""
     nu = np.asarray(nu, dtype=np.float64)
-    return (1.45 - 2.7 / (nu + 1.23)) * (np.asarray(alpha, dtype=np.float64) / 0.05) ** (0.84 / nu)
+    return (1.45 - 2.62 / (nu + 1.12)) * (np.asarray(alpha, dtype=np.float64) / 0.05) ** (0.84 / nu)
 
 
 def crossed_df(
@@ -263,6 +263,11 @@ def crossed_test_from_differences(
     )
 
 
+def _per_system(pseudo, stats: np.ndarray, finalize: Finalize) -> tuple[np.ndarray, np.ndarray]:
+    parts = [pseudo(stats[index], finalize) for index in range(len(stats))]
+    return np.stack([part[0] for part in parts]), np.stack([part[1] for part in parts])
+
+
 def crossed_test(
     baseline: np.ndarray,
     systems: np.ndarray,
@@ -283,20 +288,19 @@ def crossed_test(
     if pseudo_values not in ("influence", "jackknife"):
         raise ValueError(f"pseudo_values must be 'influence' or 'jackknife', got {pseudo_values!r}")
     base, syst, finalize_fn = systems_and_baseline(baseline, systems, finalize, nan_policy)
-    base = np.broadcast_to(base, syst.shape)
     if finalize is None and bool(np.all(syst[..., 1] == 1.0)) and bool(np.all(base[..., 1] == 1.0)):
         differences = syst[..., 0] - base[..., 0]
         return crossed_test_from_differences(differences, confidence=confidence, resolution=lattice_step(differences))
-    pseudo = influence_pseudo_values if pseudo_values == "influence" else jackknife_pseudo_values
-    differences = np.empty(syst.shape[:3])
-    estimate = np.empty(syst.shape[0])
-    for index in range(syst.shape[0]):  # one system at a time bounds memory
-        theta_sys, psi_sys = pseudo(syst[index], finalize_fn)
-        theta_base, psi_base = pseudo(base[index], finalize_fn)
-        check_finite(np.concatenate([theta_sys, theta_base]), "score")
-        differences[index] = psi_sys - psi_base
-        estimate[index] = (theta_sys - theta_base).mean()
+    if pseudo_values == "influence":  # 2d metric evaluations on [S, R, d] totals: all systems at once
+        theta_sys, psi_sys = influence_pseudo_values(syst, finalize_fn)
+        theta_base, psi_base = influence_pseudo_values(base, finalize_fn)
+    else:  # the jackknife evaluates [R, n, d] leave-one-out sums: one system at a time bounds memory
+        theta_sys, psi_sys = _per_system(jackknife_pseudo_values, syst, finalize_fn)
+        theta_base, psi_base = _per_system(jackknife_pseudo_values, base, finalize_fn)
+    check_finite(np.concatenate([theta_sys.ravel(), theta_base.ravel()]), "score")
+    differences = psi_sys - psi_base
     check_finite(differences.ravel(), "pseudo-value")
+    estimate = (theta_sys - theta_base).mean(axis=-1)
     return crossed_test_from_differences(differences, estimate=estimate, confidence=confidence)
 
 

@@ -16,7 +16,8 @@ training run's shift. Metrics read the logit as (arrays `[sims, 2, R, n]`, index
 - a continuous score on 0-100 (like sentence BLEU or BERTScore): 100 * sigmoid(logit + N(0, 1));
 - macro-F1: three classes (shares 0.55 / 0.34 / 0.11, like PubMedQA's yes / no / maybe); a wrong
   answer picks another class in proportion to the shares;
-- corpus BLEU: sacreBLEU statistics with n-gram precision sigmoid(logit / 2 - 0.5) ** order.
+- corpus BLEU: sacreBLEU statistics with n-gram precision sigmoid(logit / 2 - 0.5) ** order (matches
+  binomial, drawn by its rounded normal approximation: 10x faster than `Generator.binomial` here).
 
 With effect = 0 the two systems have equal population means for every metric (they are exchangeable).
 """
@@ -109,6 +110,8 @@ def bleu_stats(rng: np.random.Generator, logits: np.ndarray) -> np.ndarray:
     precision = expit(logits / 2.0 - 0.5)
     orders = np.arange(1, BLEU_ORDER + 1)
     totals = np.maximum(hyp_len[..., None] - orders + 1.0, 0.0)
-    matches = rng.binomial(totals.astype(np.int64), precision[..., None] ** orders).astype(np.float64)
+    rate = precision[..., None] ** orders  # matches ~ Binomial(totals, rate), by its rounded normal approximation
+    noise = rng.standard_normal(totals.shape) * np.sqrt(totals * rate * (1.0 - rate))
+    matches = np.clip(np.round(totals * rate + noise), 0.0, totals)
     lengths = np.stack([hyp_len, np.broadcast_to(ref_len, logits.shape)], axis=-1)
     return np.concatenate([lengths, matches, totals], axis=-1)
