@@ -204,8 +204,9 @@ def _estimated_parts(squares: MeanSquares, resolution: float) -> tuple[np.ndarra
     n_seeds, n = squares.n_seeds, squares.n_examples
     if n_seeds == 1:
         return np.zeros(squares.example.shape), squares.example / n, np.full(squares.example.shape, n - 1.0)
-    # per-seed means on a lattice of step resolution / n carry a rounding variance (resolution / n)^2 / 12
-    seed_part = np.maximum(squares.seed, resolution**2 / (12.0 * n)) / (n_seeds * n)
+    # Per-seed means live on a lattice of step h = resolution / n, so equal ones (MS_seed = 0) stand for a
+    # difference within +-h/2: uniform there, E[delta^2] = h^2 / 12, i.e. MS_seed = n h^2 / 24 for two seeds.
+    seed_part = np.maximum(squares.seed, resolution**2 / (24.0 * n)) / (n_seeds * n)
     excess = squares.example - squares.residual
     threshold = scipy_stats.f.isf(EXAMPLE_PRETEST_LEVEL, n - 1, (n_seeds - 1) * (n - 1))
     with np.errstate(divide="ignore", invalid="ignore"):
