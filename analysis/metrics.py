@@ -78,7 +78,7 @@ METRICS: dict[str, MetricSpec] = {
     )
 }
 ALIASES = {"accuracy": "correct", "acc": "correct", "bertscore": "bertscore_f1", "consistency": "consistent"}
-DEFAULT_METRICS = ("correct", "macro_f1", "corpus_bleu", "bertscore_f1", "consistent", "judge")
+DEFAULT_METRICS = ("correct", "macro_f1", "corpus_bleu", "bleu_paper", "bertscore_f1", "consistent", "judge")
 
 assert set(PER_EXAMPLE_METRICS) <= set(METRICS) and set(CORPUS_METRICS) <= set(METRICS)
 
