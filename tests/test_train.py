@@ -139,6 +139,7 @@ def trained(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the fixture's training runs in this test's setup: minutes, more on a busy machine
 def test_training_learns_above_majority(trained):
     cfg, run_dir, summary = trained
     preds = pd.read_csv(run_dir / "predictions/dev.csv", keep_default_na=False)
