@@ -23,7 +23,11 @@ tables can be read and regenerated on a laptop. Modules, in data-path order:
 - `analysis.tables`        the table as Markdown, LaTeX (booktabs) and CSV; footer and signatures
 - `analysis.plots`         PNG plots on a headless Agg canvas
 - `analysis.report`        `build_report(...)`, `write_report`, `attach_to_mlflow`, `report_for_sweep`
-- `analysis.cli`           `python -m analysis report ...`
+- `analysis.referee_plan`  the referee plan (plan.json): questions, baselines, trials (system_id, seed)
+- `analysis.verdicts`      verdicts in words, computed from a report's rows
+- `analysis.referee_page`  one document rendered as Markdown and as a self-contained HTML page
+- `analysis.referee`       the referee report: `write_referee_report(plan, runs, out_dir)`
+- `analysis.cli`           `python -m analysis report ...`, `python -m analysis referee ...`
 """
 
 __version__ = "0.1.0"

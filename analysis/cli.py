@@ -1,8 +1,9 @@
-"""`python -m analysis report`: the command line over `analysis.report.build_report`.
+"""`python -m analysis report | referee`: the command line over `analysis.report.build_report`.
 
     python -m analysis report --experiment NAME [--baseline SYSTEM] [--metrics ...] [--out DIR]
     python -m analysis report --sweep-id ID [--tracking-uri URI] ...
     python -m analysis report --runs DIR [DIR ...] ...
+    python -m analysis referee --plan SWEEP/plan.json --runs DIR [DIR ...] [--out DIR]  (analysis.referee)
 
 Prints the Markdown table, writes every output under `--out`, and attaches them to the sweep's
 parent MLflow run when the runs came from one sweep. Bad input is one line naming the option, exit 2.
@@ -15,11 +16,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from analysis.errors import InputError
 from analysis.metrics import DEFAULT_METRICS, METRICS
 from analysis.mlflow_runs import load_mlflow_runs
 from analysis.options import CI_METHODS, CORRECTIONS, TESTS
+from analysis.referee import HTML_FILE, MARKDOWN_FILE, build_referee_report, load_plan
 from analysis.report import Report, attach_to_mlflow, build_report
 from analysis.resampling import DEFAULT_RESAMPLES
 from analysis.runs import Run, load_run_dirs
@@ -34,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    """`python -m analysis report` and its options."""
+    """`python -m analysis report` and `python -m analysis referee`, and their options."""
     parser = _Parser(prog="python -m analysis", description="Significance tables and plots for r2d runs.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     report = commands.add_parser("report", help="write the significance table, CSV, LaTeX and plots")
@@ -45,62 +48,95 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--runs", nargs="+", metavar="DIR", help="run directories, or folders holding them")
     report.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI / ./mlruns)")
     report.add_argument("--cache-dir", help="where MLflow artifacts are cached (default ~/.cache/r2d-analysis)")
-    report.add_argument("--split", default="test", help="predictions split to analyse (default test)")
-    report.add_argument("--dataset", help="keep runs of this dataset only")
     report.add_argument(
         "--baseline",
         help="system name, variant, or key=value,... settings (default: the "
         "paper's recipe r2d/linear/0.6, else r2d, else sft)",
     )
-    report.add_argument(
+    _statistics_options(report)
+    report.add_argument("--out", help="output directory (default outputs/analysis/<experiment|sweep|runs>)")
+    report.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    report.add_argument("--no-attach", action="store_true", help="do not log the outputs to the sweep's parent run")
+    referee = commands.add_parser(
+        "referee", help="answer the referee: a plan.json and its runs -> referee.md and a self-contained referee.html"
+    )
+    referee.add_argument("--plan", required=True, help="the sweep's plan.json (questions, baselines, trials)")
+    referee.add_argument("--runs", required=True, nargs="+", metavar="DIR", help="run directories, or folders of them")
+    _statistics_options(referee)
+    referee.add_argument("--out", help="output directory (default: referee/ beside plan.json)")
+    referee.add_argument("--no-plots", action="store_true", help="skip the PNG plots (the HTML then has none)")
+    return parser
+
+
+def _statistics_options(parser: argparse.ArgumentParser) -> None:
+    """The options `report` and `referee` share: what to analyse and how (`build_report`'s keyword arguments)."""
+    parser.add_argument("--split", default="test", help="predictions split to analyse (default test)")
+    parser.add_argument("--dataset", help="keep runs of this dataset only")
+    parser.add_argument(
         "--metrics",
         nargs="+",
         metavar="METRIC",
         help=f"metrics (default: those available of {', '.join(DEFAULT_METRICS)}); known: {', '.join(METRICS)}",
     )
-    report.add_argument(
+    parser.add_argument(
         "--test",
         default="auto",
         choices=TESTS,
         help="test for the table's p-values (auto: paired bootstrap with one seed, the crossed seed x example "
         "test with several); randomization and mcnemar ignore seed variance with several seeds",
     )
-    report.add_argument("--ci", default="bca", choices=CI_METHODS, help="bootstrap interval (default bca)")
-    report.add_argument("--confidence", type=float, default=0.95)
-    report.add_argument(
+    parser.add_argument("--ci", default="bca", choices=CI_METHODS, help="bootstrap interval (default bca)")
+    parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument(
         "--resamples",
         type=int,
         default=DEFAULT_RESAMPLES,
         help="bootstrap resamples and randomisation trials (default 10000)",
     )
-    report.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
-    report.add_argument("--correction", default="holm", choices=CORRECTIONS, help="many-comparisons correction")
-    report.add_argument("--alpha", type=float, default=0.05)
-    report.add_argument(
+    parser.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
+    parser.add_argument("--correction", default="holm", choices=CORRECTIONS, help="many-comparisons correction")
+    parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument(
         "--target-effect",
         type=float,
         metavar="POINTS",
         help="a difference to power for, in points (e.g. 2 = 2 accuracy points or 2 BLEU): "
         "each comparison gets the seeds needed to detect it at 80%% power",
     )
-    report.add_argument(
+    parser.add_argument(
         "--exclude-unhealthy",
         action="store_true",
         help="leave runs flagged collapsed, still_improving, diverged or failed out of the statistics",
     )
-    report.add_argument("--out", help="output directory (default outputs/analysis/<experiment|sweep|runs>)")
-    report.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    report.add_argument("--no-attach", action="store_true", help="do not log the outputs to the sweep's parent run")
-    return parser
+
+
+def _statistics(arguments: argparse.Namespace) -> dict[str, Any]:
+    """`build_report`'s keyword arguments from the shared options."""
+    return {
+        "metrics": arguments.metrics,
+        "test": arguments.test,
+        "ci": arguments.ci,
+        "confidence": arguments.confidence,
+        "n_resamples": arguments.resamples,
+        "seed": arguments.seed,
+        "correction": arguments.correction,
+        "alpha": arguments.alpha,
+        "split": arguments.split,
+        "dataset": arguments.dataset,
+        "plots": not arguments.no_plots,
+        "target_effect": arguments.target_effect,
+        "exclude_unhealthy": arguments.exclude_unhealthy,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line's entry point; returns the exit code (2 for bad input)."""
     arguments = _parser().parse_args(argv)
+    command = {"report": _report_command, "referee": _referee_command}[arguments.command]
     try:
-        return _report_command(arguments)
+        return command(arguments)
     except InputError as error:
-        print(f"python -m analysis report: error: {error}", file=sys.stderr)
+        print(f"python -m analysis {arguments.command}: error: {error}", file=sys.stderr)
         return 2
 
 
@@ -122,27 +158,28 @@ def _report_command(arguments: argparse.Namespace) -> int:
     report = build_report(
         loaded.runs,
         out_dir=out_dir,
-        metrics=arguments.metrics,
         baseline=arguments.baseline,
-        test=arguments.test,
-        ci=arguments.ci,
-        confidence=arguments.confidence,
-        n_resamples=arguments.resamples,
-        seed=arguments.seed,
-        correction=arguments.correction,
-        alpha=arguments.alpha,
-        split=arguments.split,
-        dataset=arguments.dataset,
-        plots=not arguments.no_plots,
         extra_notes=loaded.notes,
         source_option=loaded.option,
-        target_effect=arguments.target_effect,
-        exclude_unhealthy=arguments.exclude_unhealthy,
+        **_statistics(arguments),
     )
     print(report.markdown)
     print(f"wrote {len(report.files)} files to {out_dir}", file=sys.stderr)
     if loaded.parent_ids and not arguments.no_attach:
         _attach(report, loaded.parent_ids, arguments.tracking_uri)
+    return 0
+
+
+def _referee_command(arguments: argparse.Namespace) -> int:
+    """Load the plan and the runs, answer every question, print where the files are and the verdicts."""
+    plan = load_plan(arguments.plan)
+    runs = load_run_dirs(arguments.runs, split=arguments.split)
+    out_dir = Path(arguments.out) if arguments.out else Path(arguments.plan).resolve().parent / "referee"
+    referee = build_referee_report(plan, runs, out_dir, **_statistics(arguments))
+    print(f"referee report: {out_dir / MARKDOWN_FILE}")
+    print(f"                {out_dir / HTML_FILE} (self-contained: opens offline)")
+    print(f"                {len(referee.files) - 2} more files: one sub-directory per question")
+    print("\n".join(referee.verdict_lines()))
     return 0
 
 
