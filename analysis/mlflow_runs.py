@@ -6,18 +6,21 @@ statistics, must not need it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
+import sqlite3
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analysis.errors import InputError
 from analysis.health import health_from_tags
-from analysis.runs import Run, attach_predictions
+from analysis.runs import Run, attach_predictions, read_run_record
 from r2d.schema import RUN_FILE, predictions_path
 
 if TYPE_CHECKING:  # annotations only
@@ -67,14 +70,17 @@ def load_mlflow_runs(
 
     if not (experiment or sweep_id or filter_string):
         raise InputError("--experiment", "name an MLflow experiment, a --sweep-id or a --filter")
-    client = MlflowClient(tracking_uri=tracking_uri)
-    if experiment:
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
-            raise InputError("--experiment", f"no MLflow experiment named {experiment!r} at {client.tracking_uri}")
-        experiment_ids = [found.experiment_id]
-    else:
-        experiment_ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+    uri = existing_store(tracking_uri)
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        if experiment:
+            experiment_ids = [_experiment_id(client, experiment)]
+        else:
+            experiment_ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+    except MlflowException as error:  # e.g. a file that is not an MLflow database
+        raise InputError(
+            "--tracking-uri", f"{uri}: not a readable MLflow store ({str(error).splitlines()[0]})"
+        ) from None
     clauses = [f"tags.`{SWEEP_TAG}` = '{sweep_id}'"] if sweep_id else []
     if filter_string:
         clauses.append(f"({filter_string})" if " or " in filter_string.lower() else filter_string)
@@ -103,6 +109,75 @@ def load_mlflow_runs(
             if PARENT_TAG not in run.data.tags and "r2d.variant" not in run.data.tags
         }
     return MlflowRuns(runs, sorted(parents), client.tracking_uri, skipped)
+
+
+def existing_store(tracking_uri: str | None) -> str:
+    """The tracking URI (`tracking_uri`, else MLflow's default), refused when it names no existing store.
+
+    Reading must never create a store: MLflow creates a sqlite database, or a file store's folder, on
+    first use, so a mistyped path would otherwise become an empty store and "no experiment named...".
+    A server URI must answer (MLflow would retry for minutes before failing).
+    """
+    import mlflow  # here, not at the top: see load_mlflow_runs
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    option = "--tracking-uri" if tracking_uri else "--tracking-uri (default: MLFLOW_TRACKING_URI or MLflow's own)"
+    scheme = urllib.parse.urlparse(uri).scheme
+    if scheme in ("http", "https"):
+        _check_server(uri, option)
+        return uri
+    if scheme == "sqlite":
+        rest = uri[len("sqlite://") :]  # "/relative.db", "//absolute.db", or "" (in memory)
+        path, kind = (rest[1:].split("?", 1)[0] if rest.startswith("/") else ""), "file"
+    elif scheme in ("", "file"):  # a file store: a folder
+        path, kind = (urllib.parse.urlparse(uri).path if scheme else uri), "folder"
+    else:
+        return uri  # databricks, postgresql...: MLflow's own errors
+    if path in ("", ":memory:"):
+        raise InputError(option, f"{uri}: an in-memory store holds no runs; expected the sqlite file of a store")
+    exists = Path(path).is_file() if kind == "file" else Path(path).is_dir()
+    if not exists:
+        raise InputError(
+            option, f"{uri}: the MLflow store does not exist (no {kind} {path}); expected an existing store"
+        )
+    if kind == "file":
+        _check_sqlite_store(Path(path), uri, option)
+    return uri
+
+
+def _check_sqlite_store(path: Path, uri: str, option: str) -> None:
+    """The file must already be an MLflow database: MLflow would create its tables in any other (empty) one."""
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:
+        reason = f"{path} is not an SQLite database ({error})"
+        raise InputError(option, f"{uri}: {reason}; expected an MLflow store") from None
+    if not {"experiments", "runs"} <= tables:
+        raise InputError(option, f"{uri}: {path} holds no MLflow tables (experiments, runs); expected an MLflow store")
+
+
+def _check_server(uri: str, option: str) -> None:
+    """Any HTTP reply from `uri/health` will do; no reply within 5 s is an input error."""
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
+    except urllib.error.HTTPError:
+        pass  # it answered
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        raise InputError(option, f"{uri}: no MLflow server answers ({reason}); expected a running server") from None
+
+
+def _experiment_id(client: MlflowClient, name: str) -> str:
+    """The id of the experiment called `name`; an input error listing the store's experiments if none is."""
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        names = sorted(e.name for e in client.search_experiments(max_results=50))
+        raise InputError(
+            "--experiment",
+            f"no MLflow experiment named {name!r} at {client.tracking_uri}; expected one of: {', '.join(names)}",
+        )
+    return found.experiment_id
 
 
 def _search_all(client: MlflowClient, experiment_ids: list[str], filter_string: str) -> list[MlflowRun]:
@@ -159,7 +234,11 @@ def _download_run(client: MlflowClient, mlflow_run: MlflowRun, split: str, cache
         record = _record_from_tags(mlflow_run)  # a run that failed before writing run.json
         problem = f"MLflow status {status}, no run.json"
         return Run(record["run_name"], record, f"mlflow:{run_id}", problem=problem, timestamp=_started(mlflow_run))
-    record = json.loads(record_path.read_text())
+    try:
+        record = read_run_record(record_path)
+    except (OSError, ValueError) as error:
+        name = f"mlflow:{run_id} ({mlflow_run.info.run_name})"  # its run.json is where its name would be
+        return Run(name, {}, f"mlflow:{run_id}", problem=f"unreadable {RUN_FILE} artifact: {error}")
     record.setdefault("mlflow_run_id", run_id)
     _fill_from_tags(record, mlflow_run.data.tags)
     name = str(record.get("run_name") or mlflow_run.info.run_name or run_id)
@@ -169,7 +248,8 @@ def _download_run(client: MlflowClient, mlflow_run: MlflowRun, split: str, cache
         run.problem = f"MLflow status {status}" + (f" ({str(error).splitlines()[0][:120]})" if error else "")
         return run
     _fetch(client, run_id, predictions_path(split), cache, refresh=False)
-    return attach_predictions(run, cache / predictions_path(split), split)
+    where = f"artifact {predictions_path(split)} of MLflow run {run_id}"
+    return attach_predictions(run, cache / predictions_path(split), split, where)
 
 
 def _started(mlflow_run: MlflowRun) -> float | None:

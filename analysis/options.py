@@ -57,10 +57,10 @@ class AnalysisOptions:
             raise InputError(
                 "--target-effect", f"expected a positive difference in points (e.g. 2), got {self.target_effect}"
             )
-        if not 0 < self.alpha < 1 or not 0 < self.confidence < 1:
-            raise InputError(
-                "--alpha", f"expected alpha and confidence in (0, 1), got {self.alpha} and {self.confidence}"
-            )
+        if not 0 < self.alpha < 1:
+            raise InputError("--alpha", f"expected a significance level in (0, 1), e.g. 0.05; got {self.alpha}")
+        if not 0 < self.confidence < 1:
+            raise InputError("--confidence", f"expected a confidence level in (0, 1), e.g. 0.95; got {self.confidence}")
 
     def check_metrics(self, specs: Sequence[MetricSpec]) -> None:
         """Raise `InputError` if the chosen test cannot run on a metric (McNemar needs 0/1 scores)."""

@@ -8,6 +8,8 @@ Only `r2d.schema` is imported from `r2d` (it imports no torch).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -87,9 +89,16 @@ def _hashable(value: object) -> object:
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
-    """Read a predictions CSV: ids and labels as text (never NaN), metric columns as floats (empty = NaN)."""
+    """Read a predictions CSV: ids and labels as text (never NaN), metric columns as floats (empty = NaN).
+
+    The file must be UTF-8 and whole: every row as many fields as the header, the last row ended by its
+    line end (r2d's writer ends every row, so a file that stops without one was cut). Problems raise
+    `ValueError` naming the file (and the line).
+    """
+    text = _read_text(Path(path))
+    _check_rows(path, text)
     frame = pd.read_csv(
-        path,
+        io.StringIO(text),
         dtype={column: str for column in TEXT_COLUMNS},
         keep_default_na=False,
         na_values={column: _NA_STRINGS for column in NUMERIC_COLUMNS},
@@ -109,31 +118,89 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     return frame.set_index("id", drop=False)
 
 
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text; `ValueError` naming the file and where its first bad byte is."""
+    try:
+        return _decode(path.read_bytes())
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ValueError(f"not UTF-8 text ({error.reason} at byte {error.start}, line {line})") from None
+
+
+def _check_rows(path: str | Path, text: str) -> None:
+    """Refuse a CSV that pandas would read without a word: short rows (filled with NaN) and a cut last row."""
+    if not text.strip():
+        raise ValueError(f"{path}: empty file; expected a header row ({', '.join(REQUIRED_COLUMNS)}, ...)")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader)
+        for record in reader:
+            if record and len(record) != len(header):
+                raise ValueError(
+                    f"{path}: line {reader.line_num}: {len(record)} fields, the header has {len(header)}"
+                    + ("; the file ends mid-row (truncated?)" if not text.endswith("\n") else "")
+                )
+    except csv.Error as error:  # e.g. the file ends inside a quoted field
+        raise ValueError(f"{path}: line {reader.line_num}: invalid CSV ({error}); truncated?") from None
+    if not text.endswith("\n"):
+        raise ValueError(
+            f"{path}: line {reader.line_num}: the last row has no line end: the file was cut mid-row "
+            "(truncated?); expected every row ended, as r2d writes them"
+        )
+
+
 def load_run_dir(path: str | Path, split: str = "test") -> Run:
-    """Load one run directory (run.json + predictions/{split}.csv); problems are recorded, not raised."""
+    """Load one run directory (run.json + predictions/{split}.csv); problems are recorded, not raised.
+
+    A run whose run.json cannot be read is named by its directory's path: it has no run_name to go by.
+    """
     path = Path(path)
     try:
-        record = json.loads((path / RUN_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        return Run(path.name, {}, str(path), problem=f"unreadable {RUN_FILE}: {error}")
+        record = read_run_record(path / RUN_FILE)
+    except (OSError, ValueError) as error:
+        return Run(str(path), {}, str(path), problem=f"unreadable {RUN_FILE}: {error}")
     run = Run(str(record.get("run_name") or path.name), record, str(path), timestamp=(path / RUN_FILE).stat().st_mtime)
     return attach_predictions(run, path / predictions_path(split), split)
 
 
-def attach_predictions(run: Run, predictions_file: Path, split: str) -> Run:
-    """Read a finished run's predictions into `run.predictions`, or say in `run.problem` why they are missing."""
+def read_run_record(path: Path) -> dict:
+    """A run.json as a dict; `ValueError` saying what is wrong with it (not UTF-8, invalid JSON, not an object)."""
+    try:
+        record = json.loads(_decode(path.read_bytes()))
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"invalid JSON at line {error.lineno} column {error.colno} ({error.msg}); "
+            "expected the JSON object r2d writes"
+        ) from None
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object (run_name, status, seed, ...), got a JSON {type(record).__name__}")
+    return record
+
+
+def attach_predictions(run: Run, predictions_file: Path, split: str, where: str | None = None) -> Run:
+    """Read a finished run's predictions into `run.predictions`, or say in `run.problem` why they are missing.
+
+    `where` names the file in messages when `predictions_file` is only a local copy (an MLflow artifact).
+    """
     status = str(run.record.get("status", "FINISHED")).upper()
     if status != "FINISHED":
         error = run.record.get("error")
         run.problem = f"status {status}" + (f" ({str(error).splitlines()[0][:120]})" if error else "")
         return run
     if not predictions_file.is_file():
-        run.problem = f"no predictions for split {split!r} ({predictions_path(split)})"
+        run.problem = f"no predictions for split {split!r}: {where or predictions_file} not found"
         return run
     try:
         run.predictions = read_predictions(predictions_file)
-    except ValueError as error:
-        run.problem = str(error)
+    except (OSError, ValueError) as error:
+        run.problem = str(error) if where is None else f"{where}: {error}"
     return run
 
 
@@ -145,8 +212,12 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
             raise InputError("--runs", f"{path} does not exist; expected run directories (with {RUN_FILE})")
         if (path / RUN_FILE).is_file():
             found.append(path)
+        elif path.is_file():
+            raise InputError(
+                "--runs", f"{path} is a file; expected a run directory (with {RUN_FILE}) or a folder of them"
+            )
         else:
-            found.extend(sorted(p.parent for p in path.rglob(RUN_FILE)))
+            found.extend(sorted(p.parent for p in path.rglob(RUN_FILE) if p.is_file()))
     return list(dict.fromkeys(found))
 
 

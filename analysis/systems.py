@@ -354,7 +354,11 @@ def _match_examples(systems: list[System], notes: list[str], source_option: str)
     for run in runs[1:]:
         common &= set(run.predictions.index)
     if not common:
-        raise InputError(source_option, "the runs share no example id: are they on the same dataset and split?")
+        examples = ", ".join(f"{run.name} has {run.predictions.index[0]!r}" for run in runs[:2] if len(run.predictions))
+        raise InputError(
+            source_option,
+            f"the runs share no example id (e.g. {examples}); expected runs on the same dataset and split",
+        )
     left_out = set().union(*(set(run.predictions.index) for run in runs)) - common
     if left_out:
         notes.append(
