@@ -30,6 +30,7 @@ from analysis.referee_page import (
     Paragraph,
     Quote,
     parse_markdown_table,
+    split_table,
     table_lines,
     to_html,
     to_markdown,
@@ -44,6 +45,7 @@ from analysis.verdicts import (
     comparison_verdicts,
     seed_stability,
     source_readings,
+    summary_clauses,
     summary_verdict,
 )
 
@@ -66,7 +68,8 @@ class Answer:
     question: Question
     report: Report
     verdicts: list[Verdict]
-    summary: str
+    summary: str  # one line: the heading and one clause per metric
+    clauses: list[str]  # the same clauses, one per metric
     readings: list[str]  # the spread across seeds; how each comparison reads under each rationale source
 
 
@@ -100,7 +103,7 @@ def answer_question(question: Question, runs: Sequence[Run], out_dir: str | Path
     verdicts = comparison_verdicts(report.rows, report.metrics, options.get("correction", "holm"))
     summary = summary_verdict(f"Point {question.point}, {question.id}", verdicts)
     readings = seed_stability(report.rows, report.metrics) + source_readings(verdicts)
-    return Answer(question, report, verdicts, summary, readings)
+    return Answer(question, report, verdicts, summary, summary_clauses(verdicts), readings)
 
 
 def build_referee_report(plan: RefereePlan, runs: Sequence[Run], out_dir: str | Path, **options: Any) -> RefereeReport:
@@ -141,8 +144,13 @@ def referee_blocks(
             "sub-directory."
         ),
         Heading(2, "Verdicts at a glance"),
-        Items(tuple(answer.summary for answer in answers), ("summary",) * len(answers)),
     ]
+    for answer in answers:
+        question = answer.question
+        blocks += [
+            Paragraph(f"**Point {question.point}, {question.title}** (`{question.id}`)"),
+            Items(tuple(answer.clauses), ("summary",) * len(answer.clauses)),
+        ]
     for point, words in POINTS.items():
         blocks.append(Heading(2, f"Point {point}. {words}"))
         if point == 2:
@@ -183,11 +191,15 @@ def _question_blocks(plan: RefereePlan, answer: Answer) -> list[Block]:
     ]
     lines = table_lines(report.markdown)
     if len(lines) >= 2:
-        blocks.append(parse_markdown_table(lines))
+        blocks += split_table(parse_markdown_table(lines))  # one table per metric when there are more than two
     blocks.append(Items(tuple(_footer(report.markdown, len(lines)))))
-    classes = ["summary"] + [_css(verdict) for verdict in answer.verdicts] + [""] * len(answer.readings)
-    sentences = [answer.summary] + [verdict.sentence for verdict in answer.verdicts] + answer.readings
-    blocks += [Heading(4, "Verdicts"), Items(tuple(sentences), tuple(classes))]
+    classes = [_css(verdict) for verdict in answer.verdicts] + [""] * len(answer.readings)
+    sentences = [verdict.sentence for verdict in answer.verdicts] + answer.readings
+    blocks += [
+        Heading(4, "Verdicts"),
+        Items(tuple(answer.clauses), ("summary",) * len(answer.clauses)),
+        Items(tuple(sentences), tuple(classes)),
+    ]
     out_dir = report.out_dir
     for path in report.files:
         if path.suffix == ".png" and out_dir is not None:

@@ -69,6 +69,24 @@ def parse_markdown_table(lines: Sequence[str]) -> Table:
     return Table(header, align, tuple(body))
 
 
+def split_table(table: Table, keep: int = 2, group: int = 2) -> list[Table]:
+    """A wide table as several: the first `keep` columns, then each `group` of columns (one metric's value and Δ)."""
+    width = len(table.header)
+    if width <= keep + 2 * group:
+        return [table]
+    tables = []
+    for start in range(keep, width, group):
+        columns = list(range(keep)) + list(range(start, min(start + group, width)))
+        tables.append(
+            Table(
+                tuple(table.header[i] for i in columns),
+                tuple(table.align[i] for i in columns),
+                tuple(tuple(row[i] for i in columns if i < len(row)) for row in table.rows),
+            )
+        )
+    return tables
+
+
 def table_lines(markdown: str) -> list[str]:
     """The pipe table at the top of a report's Markdown (the lines before the first non-table line)."""
     lines = []
@@ -127,13 +145,15 @@ table{border-collapse:collapse;font-size:13px;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #d4d6dc;padding:4px 8px;vertical-align:top}
 th{background:#eef0f4}
 td.right,th.right{text-align:right;white-space:nowrap}
+td.wrap{white-space:normal;min-width:16em;max-width:34em}
 tr:nth-child(even) td{background:#fafbfc}
-img{max-width:100%;height:auto;border:1px solid #e4e4ea;margin:6px 0}
+figure{display:inline-block;width:48%;margin:4px 0.5%;vertical-align:top}
+img{width:100%;height:auto;border:1px solid #e4e4ea}
 li{margin:3px 0}
 li.decided{border-left:4px solid #2e8b57;padding-left:8px;list-style:none;margin-left:-18px}
 li.undecided{border-left:4px solid #a0a4ab;padding-left:8px;list-style:none;margin-left:-18px}
 li.unhealthy{border-left:4px solid #d9822b;padding-left:8px;list-style:none;margin-left:-18px}
-li.summary{font-weight:600}
+li.summary{border-left:4px solid #3b6ea8;padding-left:8px;list-style:none;margin-left:-18px}
 """
 
 
@@ -174,7 +194,8 @@ def _html_block(block: Block, base_dir: Path) -> str:
 
 def _html_table(table: Table) -> str:
     def cell(tag: str, text: str, side: str) -> str:
-        return f'<{tag} class="{side}">{inline(text)}</{tag}>'
+        css = side + (" wrap" if len(text) > 40 else "")  # long words (undecided...) wrap; numbers stay on a line
+        return f'<{tag} class="{css}">{inline(text)}</{tag}>'
 
     head = "".join(cell("th", text, side) for text, side in zip(table.header, table.align, strict=True))
     rows = [

@@ -132,15 +132,16 @@ def _names(verdicts: Sequence[Verdict]) -> str:
     return f" ({', '.join(v.system for v in verdicts)})" if verdicts else ""
 
 
-def summary_verdict(heading: str, verdicts: Sequence[Verdict]) -> str:
-    """`Point 1, controls: accuracy: of 3 comparisons with r2d, r2d is better than 1 (teacher_forcing), no system
-    is better than r2d, 2 undecided (constant_mix, combined_ft); macro-F1: ...`."""
+def summary_clauses(verdicts: Sequence[Verdict]) -> list[str]:
+    """One clause per metric: `accuracy: of 3 comparisons with r2d, r2d is better than 1 (teacher_forcing), no
+    system is better than r2d, 2 undecided (constant_mix, combined_ft)`."""
     clauses = []
     for label in dict.fromkeys(v.label for v in verdicts):
         metric = [v for v in verdicts if v.label == label]
         baselines = list(dict.fromkeys(v.baseline for v in metric))
-        base = baselines[0] if len(baselines) == 1 else "the baseline"
-        against = base if len(baselines) == 1 else "the baseline of each source"
+        against = baselines[0] if len(baselines) == 1 else "the baseline of each source"
+        # a one-word baseline reads well twice; a long name (settings) is named once, then "the baseline"
+        base = baselines[0] if len(baselines) == 1 and " " not in baselines[0] else "the baseline"
         worse = [v for v in metric if v.decided and v.better == v.baseline]
         better = [v for v in metric if v.decided and v.better == v.system]
         undecided = [v for v in metric if not v.decided]
@@ -150,14 +151,19 @@ def summary_verdict(heading: str, verdicts: Sequence[Verdict]) -> str:
             beats = f"{len(better)} {'system is' if len(better) == 1 else 'systems are'} better than {base}"
             beats += _names(better)
         clause = (
-            f"{label}: of {len(metric)} comparison{'s' if len(metric) != 1 else ''} with "
-            f"{against}, {base} is better than "
-            f"{len(worse) or 'none'}{_names(worse)}, {beats}, {len(undecided)} undecided{_names(undecided)}"
+            f"{label}: of {len(metric)} comparison{'s' if len(metric) != 1 else ''} with {against}, {base} is "
+            f"better than {len(worse) or 'none'}{_names(worse)}, {beats}, {len(undecided)} undecided{_names(undecided)}"
         )
         shaky = sum(1 for v in metric if v.decided and v.unhealthy)
         if shaky:
             clause += f" ({shaky} decided comparison{'s' if shaky > 1 else ''} with unhealthy runs)"
         clauses.append(clause)
+    return clauses
+
+
+def summary_verdict(heading: str, verdicts: Sequence[Verdict]) -> str:
+    """`Point 1, controls: accuracy: of 3 comparisons with r2d, ...; macro-F1: ...` (the clauses on one line)."""
+    clauses = summary_clauses(verdicts)
     return f"{heading}: " + ("; ".join(clauses) if clauses else "no comparison could be made") + "."
 
 

@@ -27,14 +27,14 @@ from analysis.runs import load_run_dirs  # noqa: E402
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
-def simulated_study(root: Path) -> tuple[Path, Path]:
+def simulated_study(root: Path) -> tuple[Path, list[Path]]:
     """The test suite's simulated study (three questions, shared trials, one missing): plan.json and runs/."""
     from tests.test_analysis_referee import plan_data, write_study  # the test's study, not a second copy
 
     system_ids = write_study(root / "runs")
     plan_path = root / "plan.json"
     plan_path.write_text(json.dumps(plan_data(system_ids), indent=1))
-    return plan_path, root / "runs"
+    return plan_path, [root / "runs"]
 
 
 def screenshot(html: Path, png: Path, browser: str, width: int = 1280, height: int = 4000) -> None:

@@ -20,6 +20,7 @@ from analysis.cli import main
 from analysis.errors import InputError
 from analysis.metrics import METRICS
 from analysis.referee import build_referee_report, load_plan, runs_for_question, write_referee_report
+from analysis.referee_page import Image, Paragraph, Table, parse_markdown_table, split_table, to_html
 from analysis.runs import load_run_dirs
 from analysis.tables import ComparisonRow
 from analysis.verdicts import comparison_verdict
@@ -308,3 +309,23 @@ def test_verdict_words_follow_the_row() -> None:
     sentence = comparison_verdict(wide, spec, _row(is_baseline=True, unhealthy={1: ["collapsed"]})).sentence
     assert sentence.startswith("teacher_forcing vs r2d: macro-F1 +0.40 points, p = 0.800 (Holm): " + words + ".")
     assert "[" not in sentence and sentence.endswith("(† unhealthy runs in this comparison: see the notes.)")
+
+
+def test_page_tables_split_per_metric_and_text_is_escaped(tmp_path: Path) -> None:
+    lines = [
+        "| system | seeds | accuracy | Δ accuracy | macro-F1 | Δ macro-F1 | BLEU | Δ BLEU |",
+        "|:--|--:|--:|--:|--:|--:|--:|--:|",
+        "| r2d (baseline) | 3 (0,1,2) | 60.0 [55.0, 65.0] | baseline | 59.0 | baseline | 40.0 | baseline |",
+    ]
+    table = parse_markdown_table(lines)
+    assert table.align == ("left",) + ("right",) * 7
+    parts = split_table(table)
+    assert [part.header for part in parts] == [
+        ("system", "seeds", "accuracy", "Δ accuracy"),
+        ("system", "seeds", "macro-F1", "Δ macro-F1"),
+        ("system", "seeds", "BLEU", "Δ BLEU"),
+    ]
+    assert split_table(Table(table.header[:6], table.align[:6], ())) == [Table(table.header[:6], table.align[:6], ())]
+    page = to_html([Paragraph("a <b> & `x<y>` **bold**"), Image("missing.png", "gone")], tmp_path, "t")
+    assert "a &lt;b&gt; &amp; <code>x&lt;y&gt;</code> <strong>bold</strong>" in page
+    assert "(plot missing: missing.png)" in page
