@@ -80,6 +80,30 @@ def generate_text(model, input_ids, attention_mask, tokenizer, max_new_tokens: i
     return tokenizer.batch_decode(out, skip_special_tokens=True)
 
 
+@torch.no_grad()
+def generate_with_confidence(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    tokenizer: PreTrainedTokenizerBase,
+    max_new_tokens: int,
+) -> tuple[list[str], torch.Tensor]:
+    """Greedy generation as `generate_text`, and each output's confidence: exp of the mean token
+    log-probability of the tokens it generated, up to and including its first eos (the scorer counts a
+    label's eos too). The log-probabilities are those of the generation's own decoder passes (raw logits,
+    before any logits processor), so they belong to exactly the tokens generated."""
+    out = unwrap(model).generate(
+        input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens, do_sample=False,
+        num_beams=1, output_logits=True, return_dict_in_generate=True,
+    )
+    tokens = out.sequences[:, -len(out.logits):]  # the generated tokens, after the decoder start token
+    logp = torch.stack(out.logits, 1).float().log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    eos = tokens == tokenizer.eos_token_id
+    counted = (eos.cumsum(-1) - eos.long()) == 0  # a finished sequence is padded after its eos: not its tokens
+    mean_logp = (logp * counted).sum(-1) / counted.sum(-1).clamp(min=1)
+    return tokenizer.batch_decode(out.sequences, skip_special_tokens=True), mean_logp.exp()
+
+
 def predict_labels(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
