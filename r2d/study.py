@@ -16,7 +16,6 @@ from typing import Any
 from r2d.config import Config, ConfigError, blame, override_origins, read_config, set_dotted, validate_config
 from r2d.data import DataError
 from r2d.preflight import check_run
-from r2d.stage1_store import stage1_key
 
 # Optuna's names -> config keys. The space is conditional: steepness exists only for the shapes
 # that have one.
@@ -47,6 +46,9 @@ class Study:
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     optuna_space: Callable | None = None
     description: str = ""
+    # (Stage 1, Stage 2 trial) wall seconds measured with this preset where it was sized, for
+    # --dry-run's estimate when the tracking store has no earlier runs; None: no estimate.
+    estimate_s: tuple[float, float] | None = None
 
 
 @dataclass
@@ -65,6 +67,7 @@ class SweepOptions:
     analysis: bool = True
     max_concurrent: int | None = None  # cap below what the cluster fits (benchmarks: 1 vs 2)
     verbose: bool = False  # Ray's and Tune's own output on the console, not in the sweep's ray.log
+    fresh: bool = False  # train every trial, even one a FINISHED run of the experiment already answers
 
 
 def trial_config(base: dict[str, Any], overrides: dict[str, Any], seed: int) -> Config:
@@ -82,22 +85,6 @@ def trial_key(overrides: dict[str, Any], seed: int) -> str:
 def grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
     keys = list(grid)
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
-
-
-def stage1_points(study: Study, search: str, base: dict[str, Any]) -> list[dict[str, Any]]:
-    """One {"overrides", "seed"} per distinct Stage 1 that some trial of the study will need."""
-    seen, out = set(), []
-    for point in grid_points(study.grid) if search == "grid" else [{}]:
-        for seed in study.seeds:
-            cfg = trial_config(base, point, seed)
-            key = stage1_key(cfg) if cfg.stage1.enabled else None
-            if key is None or key in seen:
-                continue
-            seen.add(key)
-            # the Stage 1 fit only needs what shapes Stage 1: data, model, stage1 settings
-            shaping = {k: v for k, v in point.items() if k.startswith(("data.", "model.", "stage1."))}
-            out.append({"overrides": shaping, "seed": seed})
-    return out
 
 
 def base_config(study: Study, opts: SweepOptions) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import optuna
 import ray
+import torch
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
@@ -34,6 +35,19 @@ from r2d.config import Config, validate_config
 from r2d.console import TrialLines, send_ray_logs_to
 from r2d.distributed import ensure_ray
 from r2d.health import UNHEALTHY
+from r2d.plan import (
+    PlannedTrial,
+    Question,
+    describe,
+    estimate,
+    mark_reused,
+    plan_json,
+    plan_trials,
+    stage1_points,
+    study_question,
+    to_train,
+    write_plan,
+)
 from r2d.record import final_metrics
 from r2d.study import (
     OPTUNA_KEYS,
@@ -42,8 +56,6 @@ from r2d.study import (
     base_config,
     check_study,
     default_optuna_space,
-    grid_points,
-    stage1_points,
     trial_config,
     trial_key,
 )
@@ -152,12 +164,11 @@ def _sweep_dir(storage: str, study: Study, opts: SweepOptions) -> tuple[Path, di
     return root / sweep_id, {"sweep_id": sweep_id}
 
 
-def _stage2_search(study: Study, opts: SweepOptions) -> tuple[dict, Any, Any, int]:
-    """(param_space, search_alg, scheduler, num_samples) of phase 2."""
+def _stage2_search(study: Study, opts: SweepOptions, trials: list[PlannedTrial]) -> tuple[dict, Any, Any, int]:
+    """(param_space, search_alg, scheduler, num_samples) of phase 2; grid: the plan's trials to train."""
     scheduler = ASHAScheduler(metric="stage2/dev_macro_f1", mode="max", grace_period=2) if opts.asha else None
     if opts.search == "grid":
-        points = [{"overrides": p, "seed": s} for p in grid_points(study.grid) for s in study.seeds]
-        return {"trial": tune.grid_search(points)}, None, scheduler, 1
+        return {"trial": tune.grid_search([t.point for t in to_train(trials)])}, None, scheduler, 1
     search_alg = OptunaSearch(space=study.optuna_space or default_optuna_space, metric="objective", mode="max",
                               sampler=optuna.samplers.TPESampler(seed=opts.search_seed))
     return {}, search_alg, scheduler, opts.samples
@@ -229,24 +240,88 @@ def overhead_timings(table: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def _analyse(uri: str, study: Study, sweep_id: str, sweep_dir: Path):
-    """The significance report over the sweep's finished runs (analysis/), attached to the parent."""
+def plan_for(study: Study, questions: list[Question] | None, opts: SweepOptions, base: dict[str, Any],
+             uri: str) -> list[PlannedTrial]:
+    """The grid's trials, each distinct (system_id, seed) once, minus those a FINISHED run of the
+    experiment already answers (unless --fresh). Optuna searches have no plan: their points come later."""
+    if opts.search != "grid":
+        return []
+    trials = plan_trials(questions or [study_question(study)], base)
+    if not opts.fresh:
+        mark_reused(trials, {k: v["run_id"] for k, v in tracking.finished_trials(uri, study.name).items()})
+    return trials
+
+
+def dry_run(study: Study, opts: SweepOptions, questions: list[Question] | None = None) -> list[str]:
+    """What the sweep would do, before anything starts: nothing is created, started or logged (the
+    tracking store is only read, and only if it exists; Ray is only asked if --address names a cluster)."""
+    for checked in [q.study for q in questions] if questions else [study]:
+        check_study(checked, opts)
+    base = base_config(study, opts)
+    cfg, uri = validate_config(base), base["tracking"]["tracking_uri"]
+    finished = {} if opts.fresh else tracking.finished_trials(uri, study.name)
+    trials = plan_for(study, questions, dataclasses.replace(opts, fresh=True), base, uri)
+    mark_reused(trials, {k: v["run_id"] for k, v in finished.items()})
+    if opts.address:  # a running cluster: its nodes as they are now
+        ray.init(address=opts.address, logging_level="ERROR", log_to_driver=False)
+        nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    else:  # the local Ray r2d would start: this machine's CPUs (and GPUs, if torch sees any)
+        nodes = [{"CPU": float(os.cpu_count() or 1), "GPU": float(cfg.resources.use_gpu and torch.cuda.device_count())}]
+    r = cfg.resources
+    concurrency = min(trials_that_fit(nodes, {"CPU": r.trial_cpus}, r.num_workers, r.worker_resources()),
+                      opts.max_concurrent or math.inf)
+    if opts.search != "grid":
+        return [f"plan: an Optuna search of {opts.samples} configurations x {len(study.seeds)} seeds; no plan "
+                "before it runs (each configuration is suggested from the results so far), no reuse"]
+    where = f"experiment {study.name!r} on {uri}"
+    guess = estimate(study, finished, cfg.stage2.max_steps)
+    return describe(questions or [study_question(study)], trials, concurrency, guess, where)
+
+
+def _restored_plan(state: dict[str, Any]) -> list[PlannedTrial]:
+    return [PlannedTrial(**t) for t in state.get("trials", [])]
+
+
+def _analyse(uri: str, study: Study, sweep: dict[str, Any], sweep_dir: Path, questions: list[Question] | None,
+             trials: list[PlannedTrial]):
+    """The significance report over the sweep's finished runs and the runs it reused (analysis/),
+    attached to the parent; with questions, the referee report (referee.md, referee.html) as well."""
     try:  # analysis/ ships beside r2d in this repository, but a library install may leave it out
-        from analysis.report import report_for_sweep
+        from analysis.mlflow_runs import load_mlflow_runs
+        from analysis.referee import load_plan, write_referee_report
+        from analysis.report import attach_to_mlflow, build_report
     except ImportError:  # the per-trial table is printed instead
         return None
-    return report_for_sweep(sweep_id, out_dir=sweep_dir / "report", tracking_uri=uri, experiment=study.name,
-                            cache_dir=sweep_dir / "report" / "cache")
+    out, cache = sweep_dir / "report", sweep_dir / "report" / "cache"
+    runs = load_mlflow_runs(experiment=study.name, sweep_id=sweep["sweep_id"], tracking_uri=uri, cache_dir=cache).runs
+    reused = sorted({t.reused_run_id for t in trials if t.reused_run_id})
+    if reused:
+        ids = ", ".join(f"'{r}'" for r in reused)
+        runs += load_mlflow_runs(experiment=study.name, filter_string=f"attributes.run_id IN ({ids})",
+                                 tracking_uri=uri, cache_dir=cache).runs
+    report = build_report(runs, out_dir=out)
+    attach_to_mlflow(report, sweep["parent_run_id"], tracking_uri=uri)
+    if questions and any(q.point for q in questions):
+        plan_file = write_plan(sweep_dir / "plan.json", plan_json(sweep["sweep_id"], questions, trials))
+        files = write_referee_report(load_plan(plan_file), runs, sweep_dir / "referee")
+        tracking.log_artifacts(uri, sweep["parent_run_id"], sweep_dir, ["plan.json"], [])
+        tracking.log_artifacts(uri, sweep["parent_run_id"], sweep_dir / "referee", [f.name for f in files[:2]], [])
+        report.files = [*files[:2], *report.files]
+    return report
 
 
-def run_sweep(study: Study, opts: SweepOptions) -> dict[str, Any]:
-    """Run (or resume) a study; returns a summary with the results table and the report paths."""
-    check_study(study, opts)  # before anything is created
+def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None = None) -> dict[str, Any]:
+    """Run (or resume) a study, or a plan of questions over one preset (sweeps/referee.py); returns a
+    summary with the results table and the report paths."""
+    for checked in [q.study for q in questions] if questions else [study]:
+        check_study(checked, opts)  # before anything is created
     base = base_config(study, opts)
     uri, storage = base["tracking"]["tracking_uri"], base["resources"]["storage_path"]
     base_cfg = validate_config(base)
     sweep_dir, state = _sweep_dir(storage, study, opts)
     sweep_id = state["sweep_id"]
+    # a resumed sweep keeps the plan it started with (Tune restores the same grid)
+    trials = _restored_plan(state) if opts.resume else plan_for(study, questions, opts, base, uri)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     if not opts.verbose:  # Ray's and Tune's own output goes to a file; the console gets TrialLines
@@ -264,22 +339,26 @@ def run_sweep(study: Study, opts: SweepOptions) -> dict[str, Any]:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with runner.sweep_run(uri, study.name, state, tags, params, [sweep_dir / "search_space.json"]) as parent:
-            state.update(study=study.name, search=opts.search, base=base, seeds=study.seeds)
+            state.update(study=study.name, search=opts.search, base=base, seeds=study.seeds,
+                         trials=[dataclasses.asdict(t) for t in trials])
             (sweep_dir / "sweep.json").write_text(json.dumps(state, indent=1))
             ctx = TrialContext(base, tuple(study.seeds), sweep_id, parent, uri, study.name, str(sweep_dir / "runs"))
             trial_cpus = base_cfg.resources.trial_cpus
             # ---- phase 1: every distinct Stage 1, once
             t = time.time()
-            points = stage1_points(study, opts.search, base)
+            # Optuna: each seed's Stage 1 of the preset (its searched settings are all Stage 2's)
+            stage1_plan = trials if opts.search == "grid" else plan_trials([study_question(
+                dataclasses.replace(study, grid={}))], base)
+            points = stage1_points(stage1_plan)
             if points:
                 _run_tune(sweep_dir, "stage1", dataclasses.replace(ctx, stage1_only=True), trial_cpus,
                           {"trial": tune.grid_search(points)}, concurrency, opts)
             timings["stage1_s"] = time.time() - t
             # ---- phase 2: the Stage 2 trials
             t = time.time()
-            param_space, search_alg, scheduler, samples = _stage2_search(study, opts)
-            results = _run_tune(sweep_dir, "stage2", ctx, trial_cpus, param_space, concurrency, opts,
-                                search_alg, scheduler, samples)
+            param_space, search_alg, scheduler, samples = _stage2_search(study, opts, trials)
+            results = [] if opts.search == "grid" and not to_train(trials) else _run_tune(
+                sweep_dir, "stage2", ctx, trial_cpus, param_space, concurrency, opts, search_alg, scheduler, samples)
             timings["stage2_trials_s"] = time.time() - t
             orphans = tracking.close_running(uri, study.name, sweep_id, parent,
                                              "stopped: its trial ended without finishing (early stopping or error)")
@@ -289,7 +368,7 @@ def run_sweep(study: Study, opts: SweepOptions) -> dict[str, Any]:
             report = None
             if opts.analysis:
                 t = time.time()
-                report = _analyse(uri, study, sweep_id, sweep_dir)
+                report = _analyse(uri, study, state, sweep_dir, questions, trials)
                 timings["analysis_s"] = time.time() - t
             timings["total_s"] = time.time() - t_start
             state["timings"] = timings
@@ -304,6 +383,7 @@ def run_sweep(study: Study, opts: SweepOptions) -> dict[str, Any]:
     return {"sweep_id": sweep_id, "sweep_dir": str(sweep_dir), "table": table, "report": report,
             "timings": timings, "parent_run_id": parent, "tracking_uri": uri,
             "experiment": study.name, "orphans_closed": orphans, "concurrency": concurrency,
+            "reused": [t.point | {"run_id": t.reused_run_id} for t in trials if t.reused_run_id],
             "ray_resources": ray.cluster_resources()}
 
 

@@ -12,8 +12,9 @@ from r2d.cli import OneLineParser
 from r2d.config import ConfigError, parse_override
 from r2d.data import DataError
 from r2d.modeling import ModelError
+from r2d.plan import Question
 from r2d.study import Study, SweepOptions
-from r2d.sweep import run_sweep
+from r2d.sweep import dry_run, run_sweep
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -76,6 +77,12 @@ def build_parser(study: Study, presets: dict[str, Study]) -> argparse.ArgumentPa
     p.add_argument("--max-concurrent", type=int, help="at most this many trials at once (default: what fits)")
     p.add_argument("--verbose", action="store_true",
                    help="Ray's and Tune's own output on the console (default: in ray.log in the sweep folder)")
+    p.add_argument("--fresh", action="store_true",
+                   help="train every trial, even one a FINISHED run of this study's experiment already answers "
+                        "(same configuration fingerprint and seed); not with --resume, which keeps its plan")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (trials per question, shared, reused, Stage 1s, estimated wall time) "
+                        "and stop: nothing starts, nothing is logged")
     return p
 
 
@@ -89,10 +96,13 @@ def study_for(study: Study, args: argparse.Namespace) -> Study:
     for flag, given, needs in (("--samples", args.samples is not None, args.search == "optuna"),
                                ("--grid", bool(args.grid), args.search == "grid"),
                                ("--rerun-errored", args.rerun_errored, args.resume),
+                               ("--fresh", args.fresh, not args.resume),
                                ("--sweep-id", bool(args.sweep_id), args.resume)):
         if given and not needs:
-            raise ConfigError(f"{flag}: only with " + {"--samples": "--search optuna", "--grid": "--search grid"}
-                              .get(flag, "--resume"))
+            raise ConfigError(f"{flag}: " + {"--samples": "only with --search optuna",
+                                             "--grid": "only with --search grid",
+                                             "--fresh": "not with --resume (a resumed sweep keeps its plan)"}
+                              .get(flag, "only with --resume"))
     seeds = list(args.seeds or study.seeds)
     if len(set(seeds)) < len(seeds):
         raise ConfigError(f"--seeds {' '.join(map(str, seeds))}: expected distinct seeds (each is one repeat)")
@@ -115,21 +125,44 @@ def study_for(study: Study, args: argparse.Namespace) -> Study:
     return dataclasses.replace(study, grid=grid, seeds=seeds)
 
 
-def main_for(study: Study, argv: list[str] | None = None, presets: dict[str, Study] | None = None) -> int:
-    """The command line of a study script: parse, check, run the sweep, print its summary. Bad input
-    (options, config, data, model) is one line on stderr and exit code 2, before anything is created."""
+def questions_for(questions: list[Question], study: Study, args: argparse.Namespace) -> list[Question]:
+    """A plan's questions as the options change them: --seeds replaces every question's seeds. Every
+    question's study must share the plan's preset: one base config, so shared trials are the same."""
+    for q in questions:
+        if q.study.config != study.config:
+            raise ConfigError(f"plan question {q.id!r}: its study's preset {q.study.config} is not the plan's "
+                              f"{study.config}; a plan's trials share one preset")
+    if args.grid:
+        raise ConfigError("--grid: not with a plan of questions (each question's grid is its study's)")
+    if args.search != "grid":
+        raise ConfigError("--search optuna: not with a plan of questions (a plan is a set of grids)")
+    if not args.seeds:
+        return questions
+    return [dataclasses.replace(q, study=dataclasses.replace(q.study, seeds=list(args.seeds))) for q in questions]
+
+
+def main_for(study: Study, argv: list[str] | None = None, presets: dict[str, Study] | None = None,
+             plans: dict[str | None, list[Question]] | None = None) -> int:
+    """The command line of a study script: parse, check, run the sweep (or --dry-run: print its plan),
+    print its summary. `plans` (sweeps/referee.py): the questions of each preset (None: the default),
+    composed over the study `study` / `presets[name]`. Bad input (options, config, data, model) is
+    one line on stderr and exit code 2, before anything is created."""
     p = build_parser(study, presets or {})
     args = p.parse_args(argv)
     chosen = (presets or {}).get(args.preset, study) if args.preset else study
     try:
         chosen = study_for(chosen, args)
+        questions = questions_for(plans[args.preset], chosen, args) if plans is not None else None
         opts = SweepOptions(search=args.search, samples=args.samples or SweepOptions.samples,
                             search_seed=args.search_seed, asha=args.asha, address=args.address, resume=args.resume,
                             rerun_errored=args.rerun_errored, sweep_id=args.sweep_id, overrides=args.overrides,
                             storage_path=args.storage_path, tracking_uri=args.tracking_uri,
                             analysis=not args.no_analysis, max_concurrent=args.max_concurrent,
-                            verbose=args.verbose)
-        summary = run_sweep(chosen, opts)
+                            verbose=args.verbose, fresh=args.fresh)
+        if args.dry_run:
+            print("\n".join(dry_run(chosen, opts, questions)))
+            return 0
+        summary = run_sweep(chosen, opts, questions)
     except (ConfigError, DataError, ModelError, FileNotFoundError) as err:
         print(f"{p.prog}: error: {err}", file=sys.stderr)
         return 2

@@ -94,6 +94,38 @@ def search_runs(uri: str, experiment: str, filter_string: str, max_results: int 
                                    max_results=max_results)
 
 
+def store_exists(uri: str) -> bool:
+    """False for a local store (sqlite file, file-store folder) that does not exist yet: reading it
+    must not create it (a --dry-run creates nothing)."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):]).is_file()
+    if uri.startswith("file:") or "://" not in uri:
+        return Path(uri.removeprefix("file://").removeprefix("file:")).is_dir()
+    return True
+
+
+def finished_trials(uri: str, experiment: str) -> dict[tuple[str, int], dict[str, Any]]:
+    """(system_id, seed) -> the newest FINISHED training run of the experiment with that identity:
+    {"run_id", "duration_s"}. Read-only: an experiment or a local store that does not exist is empty."""
+    if not store_exists(uri):
+        return {}
+    exp = client(uri).get_experiment_by_name(experiment)
+    if exp is None:
+        return {}
+    runs = client(uri).search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", max_results=5000,
+                                   order_by=["attributes.start_time DESC"])
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in runs:
+        tags = r.data.tags
+        if "r2d.system_id" not in tags or "r2d.seed" not in tags:  # sweep parents
+            continue
+        key = (tags["r2d.system_id"], int(tags["r2d.seed"]))
+        if key not in out:
+            duration = (r.info.end_time - r.info.start_time) / 1000 if r.info.end_time else None
+            out[key] = {"run_id": r.info.run_id, "duration_s": duration}
+    return out
+
+
 def close_running(uri: str, experiment: str, sweep_id: str, keep: str, why: str) -> int:
     """Runs of a sweep left RUNNING by a dead process end as KILLED, with why; `keep` is left alone."""
     runs = search_runs(uri, experiment, f"tags.`r2d.sweep_id` = '{sweep_id}' and attributes.status = 'RUNNING'")

@@ -1,7 +1,8 @@
 """The sweep's pure pieces: grids, trial keys, per-trial configs and the Stage 1 plan."""
 
 from r2d.config import load_config, read_config
-from r2d.study import Study, grid_points, stage1_points, trial_config, trial_key
+from r2d.plan import plan_trials, stage1_points, study_question
+from r2d.study import Study, grid_points, trial_config, trial_key
 from r2d.sweep import trials_that_fit
 from r2d.sweep_cli import format_table
 
@@ -21,15 +22,18 @@ def test_trial_config_applies_overrides_and_seed():
 
 
 def test_stage1_plan_one_per_seed_and_source():
+    def stage1_of(study):
+        return stage1_points(plan_trials([study_question(study)], RAW))
+
     schedule = Study("s", "unused", grid={"stage2.schedule.shape": ["linear", "step"],
                                           "stage2.schedule.transition": [0.3, 0.6]}, seeds=[0, 1])
-    assert len(stage1_points(schedule, "grid", RAW)) == 2  # 8 configs x 2 seeds share 2
+    assert len(stage1_of(schedule)) == 2  # 8 configs x 2 seeds share 2
     sources = Study("r", "unused", grid={"variant": ["r2d", "dss"], "data.rationale_source": ["llm", "nurse"]},
                     seeds=[0, 1, 2])
-    points = stage1_points(sources, "grid", RAW)
+    points = stage1_of(sources)
     assert len(points) == 6  # dss has no Stage 1; r2d: 2 sources x 3 seeds
     assert all(set(p["overrides"]) == {"data.rationale_source"} for p in points)
-    assert stage1_points(Study("n", "unused", grid={"variant": ["sft", "combined_ft"]}), "grid", RAW) == []
+    assert stage1_of(Study("n", "unused", grid={"variant": ["sft", "combined_ft"]})) == []
 
 
 def test_table_lists_every_trial():
