@@ -288,7 +288,7 @@ def _analyse(uri: str, study: Study, sweep: dict[str, Any], sweep_dir: Path, que
     attached to the parent; with questions, the referee report (referee.md, referee.html) as well."""
     try:  # analysis/ ships beside r2d in this repository, but a library install may leave it out
         from analysis.mlflow_runs import load_mlflow_runs
-        from analysis.referee import load_plan, write_referee_report
+        from analysis.referee import build_referee_report, load_plan
         from analysis.report import attach_to_mlflow, build_report
     except ImportError:  # the per-trial table is printed instead
         return None
@@ -299,14 +299,15 @@ def _analyse(uri: str, study: Study, sweep: dict[str, Any], sweep_dir: Path, que
         ids = ", ".join(f"'{r}'" for r in reused)
         runs += load_mlflow_runs(experiment=study.name, filter_string=f"attributes.run_id IN ({ids})",
                                  tracking_uri=uri, cache_dir=cache).runs
-    report = build_report(runs, out_dir=out)
-    attach_to_mlflow(report, sweep["parent_run_id"], tracking_uri=uri)
-    if questions and any(q.point for q in questions):
-        plan_file = write_plan(sweep_dir / "plan.json", plan_json(sweep["sweep_id"], questions, trials))
-        files = write_referee_report(load_plan(plan_file), runs, sweep_dir / "referee")
-        tracking.log_artifacts(uri, sweep["parent_run_id"], sweep_dir, ["plan.json"], [])
-        tracking.log_artifacts(uri, sweep["parent_run_id"], sweep_dir / "referee", [f.name for f in files[:2]], [])
-        report.files = [*files[:2], *report.files]
+    if not (questions and any(q.point for q in questions)):
+        report = build_report(runs, out_dir=out)
+        attach_to_mlflow(report, sweep["parent_run_id"], tracking_uri=uri)
+        return report
+    # a plan: each question's report (its own baseline, its own family of comparisons) and the referee's
+    plan_file = write_plan(sweep_dir / "plan.json", plan_json(sweep["sweep_id"], questions, trials))
+    report = build_referee_report(load_plan(plan_file), runs, sweep_dir / "referee")
+    tracking.log_artifacts(uri, sweep["parent_run_id"], sweep_dir, ["plan.json"], [])
+    tracking.log_artifacts(uri, sweep["parent_run_id"], sweep_dir, [], ["referee"])
     return report
 
 

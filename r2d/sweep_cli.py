@@ -46,8 +46,14 @@ def print_summary(summary: dict[str, Any]) -> None:
     for r in summary["table"]:
         if r["status"] != "TERMINATED":
             print(f"failed: {r['settings']}: {r['error']}")
+    if summary.get("reused"):
+        print(f"reused {len(summary['reused'])} trial(s) a FINISHED run of experiment {summary['experiment']!r} "
+              "already answers (same configuration and seed; --fresh retrains them)")
     report = summary.get("report")
-    if report is not None:
+    if hasattr(report, "verdict_lines"):  # a plan: the verdicts here, the tables in referee.md / .html
+        print("\n" + "\n".join(report.verdict_lines()))
+        print("\nreferee report: " + "  ".join(str(p) for p in report.files[:2]))
+    elif report is not None:
         print("\n" + getattr(report, "markdown", str(report)))
     t = summary["timings"]
     print("\ntimings: " + ", ".join(f"{k} {v:.2f}" if "share" in k else f"{k} {v:.0f} s" for k, v in t.items()))
@@ -136,6 +142,11 @@ def questions_for(questions: list[Question], study: Study, args: argparse.Namesp
         raise ConfigError("--grid: not with a plan of questions (each question's grid is its study's)")
     if args.search != "grid":
         raise ConfigError("--search optuna: not with a plan of questions (a plan is a set of grids)")
+    for text in args.overrides:  # as study_for: a --set a question's trials would overwrite is a mistake
+        key = text.partition("=")[0].strip()
+        asked = [q.id for q in questions if key in q.study.grid]
+        if asked:
+            raise ConfigError(f"--set {text}: the plan's question {asked[0]!r} sets {key} in each of its trials")
     if not args.seeds:
         return questions
     return [dataclasses.replace(q, study=dataclasses.replace(q.study, seeds=list(args.seeds))) for q in questions]

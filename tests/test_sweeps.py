@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from r2d.config import read_config
+from r2d.plan import plan_trials
+
 from .conftest import ROOT, free_port, stop_pid
+
+sys.path.insert(0, str(ROOT / "sweeps"))
+import referee  # noqa: E402  (the script's module: its plan is the test's expectation)
 
 pytestmark = pytest.mark.slow
 
@@ -209,3 +215,31 @@ def test_killed_driver_resumes_without_duplicates(ray_cluster, tmp_path):
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert sorted(k.data.tags["r2d.variant"] for k in finished) == ["combined_ft", "dss", "r2d", "sft"]
     assert not [k for k in kids if k.info.status == "RUNNING"]
+
+
+def test_referee_plan_shares_trials_reuses_them_and_answers_each_point(ray_cluster, tmp_path):
+    """sweeps/referee.py at tiny budgets: one plan over the three studies, each distinct trial trained
+    once, both report files with a verdict per point; run again, every trial is reused from MLflow."""
+    console: dict = {}
+    out = run_sweep("referee.py", tmp_path, ray_cluster, "--seeds", "0", timeout=1200, console=console)
+    c, parents, kids = children(tmp_path, "referee")
+    trials = plan_trials(referee.PLANS[None], read_config(str(ROOT / "configs" / "triage-tiny-sweep.yaml")))
+    assert len(kids) == len([t for t in trials if t.seed == 0]) == 11  # 4 + 4 + 6 asked, 11 distinct
+    assert all(k.info.status == "FINISHED" for k in kids)
+    sweep_dir = next((tmp_path / "storage").glob("referee-*"))
+    md, html = (sweep_dir / "referee" / "referee.md").read_text(), (sweep_dir / "referee" / "referee.html").read_text()
+    for point in (1, 2, 3):
+        assert f"Point {point}." in md
+    assert md.count("**Point 1,") == 1 and md.count("**Point 3,") == 2  # a verdict summary per question
+    assert "data:image/png;base64," in html and "https://" not in html
+    assert "referee report:" in out and "Point 1" in out
+    assert len((console["stdout"] + console["stderr"]).splitlines()) <= 4 * 14 + 150
+    plan = json.loads((sweep_dir / "plan.json").read_text())
+    assert [q["id"] for q in plan["questions"]] == ["controls", "schedule", "rationale_source"]
+    assert "referee/referee.html" in {a.path for a in c.list_artifacts(parents[0].info.run_id, "referee")}
+    # a second invocation trains nothing: every (configuration, seed) is a FINISHED run of the experiment
+    out = run_sweep("referee.py", tmp_path, ray_cluster, "--seeds", "0", timeout=900)
+    assert "reused 11 trial(s)" in out
+    _, parents, kids_after = children(tmp_path, "referee")
+    assert len(kids_after) == 11 and len(parents) == 2
+    assert len(list((tmp_path / "storage").glob("referee-*/referee/referee.md"))) == 2
