@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test sweep lint bench
+.PHONY: install test sweep referee lint bench
 
 $(VENV)/.r2d-installed: pyproject.toml scripts/install.sh
 	bash scripts/install.sh
@@ -14,6 +14,9 @@ test: install
 
 sweep: install
 	$(PY) sweeps/schedule_sensitivity.py
+
+referee: install
+	$(PY) sweeps/referee.py
 
 lint: install
 	$(VENV)/bin/ruff check r2d analysis sweeps bench tests
