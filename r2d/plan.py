@@ -134,7 +134,7 @@ def plan_json(sweep_id: str, questions: list[Question], trials: list[PlannedTria
         "sweep_id": sweep_id,
         "seeds": seeds,
         "questions": [
-            {"id": q.id, "point": q.point or 3, "title": q.title, "question": q.question, "baseline": q.baseline,
+            {"id": q.id, "point": q.point, "title": q.title, "question": q.question, "baseline": q.baseline,
              "trials": [{"system_id": t.system_id, "seed": t.seed, "settings": t.overrides}
                         for t in trials if q.id in t.questions]}
             for q in questions

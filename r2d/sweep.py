@@ -278,8 +278,9 @@ def dry_run(study: Study, opts: SweepOptions, questions: list[Question] | None =
     return describe(questions or [study_question(study)], trials, concurrency, guess, where)
 
 
-def _restored_plan(state: dict[str, Any]) -> list[PlannedTrial]:
-    return [PlannedTrial(**t) for t in state.get("trials", [])]
+def _restored_plan(state: dict[str, Any]) -> list[PlannedTrial] | None:
+    """The plan a resumed sweep started with (None: a sweep.json from before plans were saved)."""
+    return [PlannedTrial(**t) for t in state["trials"]] if "trials" in state else None
 
 
 def _analyse(uri: str, study: Study, sweep: dict[str, Any], sweep_dir: Path, questions: list[Question] | None,
@@ -322,7 +323,8 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
     sweep_dir, state = _sweep_dir(storage, study, opts)
     sweep_id = state["sweep_id"]
     # a resumed sweep keeps the plan it started with (Tune restores the same grid)
-    trials = _restored_plan(state) if opts.resume else plan_for(study, questions, opts, base, uri)
+    trials = (_restored_plan(state) if opts.resume else None) or plan_for(
+        study, questions, dataclasses.replace(opts, fresh=opts.fresh or opts.resume), base, uri)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     if not opts.verbose:  # Ray's and Tune's own output goes to a file; the console gets TrialLines

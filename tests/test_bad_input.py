@@ -258,6 +258,8 @@ SWEEP_CASES = [
     (["--storage-path", "{tmp}/afile.txt"], "--storage-path {tmp}/afile.txt: {tmp}/afile.txt: exists and is not a dir"),
     (["--tracking-uri", "http://127.0.0.1:{port}"],
      "--tracking-uri http://127.0.0.1:{port}: http://127.0.0.1:{port}: no MLflow server answers"),
+    (["--fresh", "--resume"], "--fresh: not with --resume (a resumed sweep keeps its plan)"),
+    (["--dry-run", "--grid", "stage2.schedule.shape=cosine"], "--grid stage2.schedule.shape=cosine: Input should be"),
 ]
 
 
