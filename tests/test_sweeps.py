@@ -42,6 +42,7 @@ def ray_cluster(tmp_path_factory):
     ray_bin = str(Path(sys.executable).with_name("ray"))
     port = free_port()
     address = f"127.0.0.1:{port}"
+    markers = (str(tmp), address, f"gcs_server_port={port}")
     try:
         subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
                         "--include-dashboard=false", f"--temp-dir={tmp}", "--disable-usage-stats"],
@@ -50,7 +51,35 @@ def ray_cluster(tmp_path_factory):
                        check=True, env=ENV, capture_output=True)
         yield address
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], env=ENV, capture_output=True)
+        # By PID, not `ray stop --force`, which stops every Ray on the machine (a user's sweep too):
+        # this cluster's daemons are the processes that name its temp dir or its GCS port; its workers
+        # share their raylet's fate.
+        stop_matching(markers)
+
+
+def stop_matching(markers: tuple[str, ...], timeout: float = 20.0) -> None:
+    """SIGTERM every process whose command line contains one of `markers`, then SIGKILL what is left."""
+    def pids() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and int(entry.name) != os.getpid():
+                try:
+                    cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    continue
+                if any(m in cmdline for m in markers):
+                    found.append(int(entry.name))
+        return found
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + timeout
+        while pids() and time.time() < deadline:
+            time.sleep(0.5)
 
 
 def sweep_cmd(script, tmp, address, *extra):
