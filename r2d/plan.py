@@ -143,7 +143,7 @@ def plan_json(sweep_id: str, questions: list[Question], trials: list[PlannedTria
 
 
 def describe(questions: list[Question], trials: list[PlannedTrial], concurrency: int, estimate: Estimate | None,
-             where: str) -> list[str]:
+             where: str, stage1_stored: int = 0) -> list[str]:
     """The plan as --dry-run prints it: per question, shared and reused trials, Stage 1s, wall time."""
     lines = [f"plan: {len(trials)} distinct trials (configuration x seed) over {len(questions)} question(s); "
              f"{len(to_train(trials))} to train, {len(trials) - len(to_train(trials))} reused from {where}"]
@@ -154,8 +154,9 @@ def describe(questions: list[Question], trials: list[PlannedTrial], concurrency:
         head = f"point {q.point}, " if q.point else ""
         lines.append(f"  {q.id} ({head}{len(q.study.seeds)} seeds): {len(mine)} trials, {shared} shared with "
                      f"another question, {reused} reused")
-    n_stage1 = len(stage1_points(trials))
-    lines.append(f"  Stage 1 trainings: {n_stage1} (one per distinct Stage 1, shared by its trials)")
+    n_stage1 = len(stage1_points(trials)) - stage1_stored
+    lines.append(f"  Stage 1 trainings: {n_stage1} (one per distinct Stage 1, shared by its trials; "
+                 f"{stage1_stored} others already in the Stage 1 store, not retrained)")
     if estimate is None:
         lines.append("  wall time: no estimate (no earlier runs on this store, and the preset has none)")
     else:

@@ -49,6 +49,7 @@ from r2d.plan import (
     write_plan,
 )
 from r2d.record import final_metrics
+from r2d.stage1_store import Stage1Store
 from r2d.study import (
     OPTUNA_KEYS,
     Study,
@@ -275,7 +276,8 @@ def dry_run(study: Study, opts: SweepOptions, questions: list[Question] | None =
                 "before it runs (each configuration is suggested from the results so far), no reuse"]
     where = f"experiment {study.name!r} on {uri}"
     guess = estimate(study, finished, cfg.stage2.max_steps)
-    return describe(questions or [study_question(study)], trials, concurrency, guess, where)
+    stored = sum(Stage1Store(trial_config(base, p["overrides"], p["seed"])).done() for p in stage1_points(trials))
+    return describe(questions or [study_question(study)], trials, concurrency, guess, where, stored)
 
 
 def _restored_plan(state: dict[str, Any]) -> list[PlannedTrial] | None:
@@ -353,6 +355,8 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
             stage1_plan = trials if opts.search == "grid" else plan_trials([study_question(
                 dataclasses.replace(study, grid={}))], base)
             points = stage1_points(stage1_plan)
+            if not opts.resume:  # a Stage 1 already in the store needs no fit (a resume keeps its grid)
+                points = [p for p in points if not Stage1Store(trial_config(base, p["overrides"], p["seed"])).done()]
             if points:
                 _run_tune(sweep_dir, "stage1", dataclasses.replace(ctx, stage1_only=True), trial_cpus,
                           {"trial": tune.grid_search(points)}, concurrency, opts)
