@@ -6,7 +6,7 @@
 
 import sys
 
-from _common import preset
+from _common import CPU_ESTIMATE_S, preset
 
 from r2d.study import Study
 from r2d.sweep_cli import main_for
@@ -19,6 +19,7 @@ DEFAULT = Study(
     grid={"variant": ["r2d", "combined_ft", "dss"], "data.rationale_source": SOURCES},
     seeds=[0, 1],
     description=__doc__,
+    estimate_s=CPU_ESTIMATE_S,
 )
 
 PRESETS = {

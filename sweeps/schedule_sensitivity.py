@@ -7,7 +7,7 @@
 
 import sys
 
-from _common import preset
+from _common import CPU_ESTIMATE_S, preset
 
 from r2d.study import Study
 from r2d.sweep_cli import main_for
@@ -20,7 +20,7 @@ DEFAULT = Study(
     grid={"stage2.schedule.shape": ["linear", "exponential"], "stage2.schedule.transition": [0.3, 0.6]},
     seeds=[0, 1, 2],
     description=__doc__,
-    estimate_s=(150.0, 100.0),  # Stage 1, one trial: measured with this preset on 2 CPU cores (README)
+    estimate_s=CPU_ESTIMATE_S,
 )
 
 PRESETS = {
