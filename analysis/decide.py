@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from analysis.crossed import MAX_SEEDS
+from analysis.crossed_planning import MAX_SEEDS
 from analysis.metrics import MetricSpec
 
 if TYPE_CHECKING:  # annotations only: tables imports nothing from here

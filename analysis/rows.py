@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from analysis import across_seeds, crossed, intervals, power, significance, sufficient
+from analysis import across_seeds, crossed, crossed_planning, intervals, power, significance, sufficient
 from analysis.decide import undecided_words
 from analysis.metrics import MetricSpec
 from analysis.options import AnalysisOptions
@@ -349,13 +349,13 @@ def _power_figures(row: ComparisonRow, spread: Spread, options: AnalysisOptions,
     """The row's MDE (of its test, at 80% power and the family's Bonferroni level), and the seeds the crossed
     test needs (at the study's n examples) to detect its observed delta and the target effect."""
     if row.test == "crossed":
-        mde = crossed.minimum_detectable_effect(spread.components, alpha=options.alpha, n_comparisons=family)
+        mde = crossed_planning.minimum_detectable_effect(spread.components, alpha=options.alpha, n_comparisons=family)
         row.mde = float(mde[0])
     else:
         row.mde = float(
             power.minimum_detectable_effect(spread.std_error, alpha=options.alpha, n_comparisons=family, df=spread.df)
         )
     for effect, field_name in ((row.delta, "seeds_needed"), (target, "seeds_needed_target")):
-        needed = crossed.seeds_needed(spread.components, effect, alpha=options.alpha, n_comparisons=family)
+        needed = crossed_planning.seeds_needed(spread.components, effect, alpha=options.alpha, n_comparisons=family)
         setattr(row, field_name, float(needed[0]))
     row.target_effect = target

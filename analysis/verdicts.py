@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from analysis.crossed import MAX_SEEDS
+from analysis.crossed_planning import MAX_SEEDS
 from analysis.decide import POWER
 from analysis.metrics import MetricSpec
 from analysis.naming import format_setting

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import optimize
 from scipy.special import expit
 
-from analysis import crossed
+from analysis import crossed, crossed_planning
 from analysis.report import build_report
 from analysis.runs import load_run_dirs
 from analysis.tables import ComparisonRow
@@ -207,4 +207,4 @@ def design_mde(rows: list[ComparisonRow], *, alpha: float = 0.05, power: float =
         n_seeds=len(rows[0].comparison_seeds),
         n_examples=rows[0].n_examples,
     )
-    return float(crossed.minimum_detectable_effect(components, alpha=alpha, power=power)[0])
+    return float(crossed_planning.minimum_detectable_effect(components, alpha=alpha, power=power)[0])

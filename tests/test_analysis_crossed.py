@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from analysis import across_seeds, crossed, pseudo_values, simulation, sufficient
+from analysis import across_seeds, crossed, crossed_planning, pseudo_values, simulation, sufficient
 
 ALPHA = 0.05
 
@@ -218,7 +218,7 @@ def test_power_at_the_claimed_minimum_detectable_effect(n_seeds: int, n: int, co
     truth = crossed.VarianceComponents(
         np.array([seed_sd**2]), np.array([example_sd**2]), np.array([residual_sd**2]), n_seeds, n
     )
-    mde = float(crossed.minimum_detectable_effect(truth)[0])
+    mde = float(crossed_planning.minimum_detectable_effect(truth)[0])
     rng = np.random.default_rng(8)
     d = gaussian_differences(rng, 2000, n_seeds, n, seed_sd, example_sd, residual_sd, mu=mde)
     achieved = np.mean(crossed.crossed_test_from_differences(d).p_value < ALPHA)
@@ -238,20 +238,20 @@ def test_seeds_needed_is_monotone_and_says_cannot() -> None:
         n_seeds=3, n_examples=200,
     )  # fmt: skip
     effects = np.array([0.005, 0.02, 0.03, 0.05, 0.08, 0.2])
-    needed = np.stack([crossed.seeds_needed(components, effect) for effect in effects])
+    needed = np.stack([crossed_planning.seeds_needed(components, effect) for effect in effects])
     print("seeds needed:", needed.T.tolist())
     assert np.all(needed[1:] <= needed[:-1])  # a larger effect never needs more seeds
     # the example part alone: 0.3 / sqrt(200) = 0.021 standard error, so 0.03 is out of reach at any R
     assert np.isinf(needed[2, 1]) and np.isfinite(needed[-1]).all()
-    floor = crossed.minimum_detectable_effect(components, n_seeds=crossed.MAX_SEEDS)
-    assert floor[1] > 0.03 and np.isinf(crossed.seeds_needed(components, floor * 0.99)).all()
+    floor = crossed_planning.minimum_detectable_effect(components, n_seeds=crossed_planning.MAX_SEEDS)
+    assert floor[1] > 0.03 and np.isinf(crossed_planning.seeds_needed(components, floor * 0.99)).all()
     # and the answer is right: at the seeds needed the MDE is at most the effect, one seed fewer it is not
-    k = crossed.seeds_needed(components, 0.08)
+    k = crossed_planning.seeds_needed(components, 0.08)
     for index in range(2):
-        at_k = crossed.minimum_detectable_effect(components, n_seeds=int(k[index]))[index]
-        below = crossed.minimum_detectable_effect(components, n_seeds=int(k[index]) - 1)[index]
+        at_k = crossed_planning.minimum_detectable_effect(components, n_seeds=int(k[index]))[index]
+        below = crossed_planning.minimum_detectable_effect(components, n_seeds=int(k[index]) - 1)[index]
         assert at_k <= 0.08 < below or k[index] == 2
     one_seed = crossed.variance_components(crossed.mean_squares(np.random.default_rng(9).random((2, 1, 50))))
-    assert np.isnan(crossed.seeds_needed(one_seed, 0.1)).all()
-    assert np.isfinite(crossed.minimum_detectable_effect(one_seed)).all()
-    assert np.isinf(crossed.seeds_needed(components, 0.0)).all()
+    assert np.isnan(crossed_planning.seeds_needed(one_seed, 0.1)).all()
+    assert np.isfinite(crossed_planning.minimum_detectable_effect(one_seed)).all()
+    assert np.isinf(crossed_planning.seeds_needed(components, 0.0)).all()
