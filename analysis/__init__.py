@@ -14,7 +14,8 @@ tables can be read and regenerated on a laptop. Modules, in data-path order:
 - `analysis.significance`  paired tests on the same examples: paired bootstrap, randomisation, McNemar
 - `analysis.across_seeds`  tests over seed-matched runs: paired t-test, Wilcoxon signed-rank
 - `analysis.pseudo_values` a run's metric as per-example values (influence / jackknife pseudo-values)
-- `analysis.crossed`       the default test across seeds (crossed seed x example model), MDE, seeds needed
+- `analysis.crossed`       the default test across seeds (crossed seed x example model)
+- `analysis.crossed_planning` its MDE and the seeds needed
 - `analysis.simulation`    simulated studies with known truth, for calibration and power
 - `analysis.power`         Holm / Bonferroni corrections, minimum detectable effect
 - `analysis.options`       the report's statistical options (`AnalysisOptions`), validated

@@ -253,11 +253,16 @@ def plan_for(study: Study, questions: list[Question] | None, opts: SweepOptions,
     return trials
 
 
+def _check_all(study: Study, opts: SweepOptions, questions: list[Question] | None) -> None:
+    """Every trial config of the study, or of each question of a plan (r2d.study.check_study)."""
+    for checked in [q.study for q in questions] if questions else [study]:
+        check_study(checked, opts)
+
+
 def dry_run(study: Study, opts: SweepOptions, questions: list[Question] | None = None) -> list[str]:
     """What the sweep would do, before anything starts: nothing is created, started or logged (the
     tracking store is only read, and only if it exists; Ray is only asked if --address names a cluster)."""
-    for checked in [q.study for q in questions] if questions else [study]:
-        check_study(checked, opts)
+    _check_all(study, opts, questions)
     base = base_config(study, opts)
     cfg, uri = validate_config(base), base["tracking"]["tracking_uri"]
     finished = {} if opts.fresh else tracking.finished_trials(uri, study.name)
@@ -317,8 +322,7 @@ def _analyse(uri: str, study: Study, sweep: dict[str, Any], sweep_dir: Path, que
 def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None = None) -> dict[str, Any]:
     """Run (or resume) a study, or a plan of questions over one preset (sweeps/referee.py); returns a
     summary with the results table and the report paths."""
-    for checked in [q.study for q in questions] if questions else [study]:
-        check_study(checked, opts)  # before anything is created
+    _check_all(study, opts, questions)  # before anything is created
     base = base_config(study, opts)
     uri, storage = base["tracking"]["tracking_uri"], base["resources"]["storage_path"]
     base_cfg = validate_config(base)
