@@ -79,6 +79,28 @@ def test_stage2_does_not_depend_on_the_stage1_cache(cache_dir, tmp_path):
     assert predictions[0] == predictions[1]
 
 
+def test_plateau_lr_halves_without_improvement_and_patience_stops(cache_dir, tmp_path):
+    """`lr_decay: plateau`: the lr is halved at each evaluation that does not beat the best dev macro-F1,
+    and the first such evaluation after the schedule's transition stops the stage (patience 1)."""
+    evals = []
+    runtime = Runtime(on_report=lambda step, metrics: evals.extend(
+        (s, m) for s, m in metrics if "stage2/dev_macro_f1" in m))
+    cfg = tiny(cache_dir, **{"stage2.lr_decay": "plateau", "stage2.max_steps": 40, "stage2.eval_every": 2,
+                             "stage2.patience": 1, "stage2.schedule.transition": 0.1})
+    summary = run(cfg, tmp_path, runtime)
+    best, lr, stop_at = -1.0, cfg.stage2.lr, None
+    for step, m in evals:
+        improved = m["stage2/dev_macro_f1"] > best
+        best = max(best, m["stage2/dev_macro_f1"])
+        lr = lr if improved else lr * cfg.stage2.plateau_factor
+        assert m["stage2/lr"] == pytest.approx(lr), f"step {step}"
+        if not improved and step + 1 > 0.1 * 40 and stop_at is None:
+            stop_at = step
+    assert stop_at is not None, "a 40-step tiny run never stalled: the test cannot tell"
+    assert summary["stage2"]["stopped_early"] and summary["stage2"]["steps"] == stop_at + 1
+    assert summary["stage2"]["best_step"] < stop_at and not summary["health"]["still_improving"]
+
+
 def test_a_collapsed_run_is_flagged(cache_dir, tmp_path):
     """Six steps from scratch: the model answers the explain prompt with nothing."""
     summary = run(tiny(cache_dir), tmp_path)
