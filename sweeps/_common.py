@@ -9,7 +9,8 @@ def preset(name: str) -> str:
     return str(ROOT / "configs" / name)
 
 
-# (Stage 1, one 100-step Stage 2 trial) wall seconds of configs/triage-tiny-sweep.yaml on 2 CPU cores,
-# two trainings at once, Ray's start-up included: the referee run of README ("Figures"). --dry-run's
-# estimate when the tracking store has no earlier runs of the study.
-CPU_ESTIMATE_S = (155.0, 160.0)
+# (Stage 1, one Stage 2 trial) wall seconds of configs/triage-tiny-sweep.yaml on 2 CPU cores, two
+# trainings at once, Ray's start-up included: the medians of the default schedule sweep of README
+# ("Figures"; a 200-step plateau trial, early stops included). --dry-run's estimate when the tracking
+# store has no earlier runs of the study.
+CPU_ESTIMATE_S = (150.0, 278.0)

@@ -10,10 +10,25 @@ import pytest
 
 from r2d import runner
 from r2d.config import load_config
+from r2d.distributed import LOCAL_TRAIN_ENV
 
 from .conftest import tiny_overrides
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_train_env():
+    """The Train settings `r2d` gives a Ray it starts (r2d/distributed.py), for these tests' own Rays too:
+    no preemption watcher or metrics actors, 0.5 s polling; each fit() starts seconds sooner."""
+    saved = {k: os.environ.get(k) for k in LOCAL_TRAIN_ENV}
+    os.environ.update(LOCAL_TRAIN_ENV)
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(scope="module")
