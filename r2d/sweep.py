@@ -31,7 +31,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from r2d import runner, tracking
-from r2d.config import Config, validate_config
+from r2d.config import Config, ResourcesConfig, validate_config
 from r2d.console import TrialLines, send_ray_logs_to
 from r2d.distributed import ensure_ray
 from r2d.health import UNHEALTHY
@@ -100,11 +100,16 @@ def trials_that_fit(nodes: list[dict[str, float]], driver: dict[str, float], num
     return n
 
 
+def _trials_on(nodes: list[dict[str, float]], r: ResourcesConfig) -> int:
+    """`trials_that_fit` for the drivers and workers of a config's `resources` section."""
+    return trials_that_fit(nodes, {"CPU": r.trial_cpus}, r.num_workers, r.worker_resources())
+
+
 def max_concurrent_trials(cfg: Config) -> int:
     """How many trials fit the cluster at once, so that trials never wait on each other's workers."""
     r = cfg.resources
     nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
-    n = trials_that_fit(nodes, {"CPU": r.trial_cpus}, r.num_workers, r.worker_resources())
+    n = _trials_on(nodes, r)
     if n < 1:
         have = [(node.get("CPU", 0), node.get("GPU", 0)) for node in nodes]
         raise RuntimeError(f"resources: a trial needs a driver of {r.trial_cpus} CPU and {r.num_workers} x "
@@ -273,9 +278,7 @@ def dry_run(study: Study, opts: SweepOptions, questions: list[Question] | None =
         nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
     else:  # the local Ray r2d would start: this machine's CPUs (and GPUs, if torch sees any)
         nodes = [{"CPU": float(os.cpu_count() or 1), "GPU": float(cfg.resources.use_gpu and torch.cuda.device_count())}]
-    r = cfg.resources
-    concurrency = min(trials_that_fit(nodes, {"CPU": r.trial_cpus}, r.num_workers, r.worker_resources()),
-                      opts.max_concurrent or math.inf)
+    concurrency = min(_trials_on(nodes, cfg.resources), opts.max_concurrent or math.inf)
     if opts.search != "grid":
         return [f"plan: an Optuna search of {opts.samples} configurations x {len(study.seeds)} seeds; no plan "
                 "before it runs (each configuration is suggested from the results so far), no reuse"]
