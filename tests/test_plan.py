@@ -66,7 +66,10 @@ def test_the_referee_plan_composes_the_studies():
 def test_estimate_and_description():
     trials = plan_trials([_q("q", {"variant": ["r2d", "combined_ft"]}, seeds=[0])], RAW)
     est = Estimate(stage1_s=100, trial_s=50, steps=100, source="test")
-    assert est.wall_s(1, trials, 1) == 100 + 50 + 50 * 350 / 100  # combined_ft trains 350 steps
+    # combined_ft (no Stage 1) trains Stage 1's steps more: its time scales with them
+    stage2, total = RAW["stage2"]["max_steps"], RAW["stage1"]["max_steps"] + RAW["stage2"]["max_steps"]
+    assert sorted(t.steps for t in trials) == [stage2, total]
+    assert est.wall_s(1, trials, 1) == 100 + 50 * stage2 / 100 + 50 * total / 100
     lines = describe([_q("q", {"variant": ["r2d"]})], trials, 2, est, "nowhere")
     assert lines[0].startswith("plan: 2 distinct trials") and "Stage 1 trainings: 1" in lines[2]
 
