@@ -19,16 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from r2d.overrides import (  # noqa: F401  (ConfigError, KeysError, parse_override: this module's API too)
-    ConfigError,
-    KeysError,
-    Options,
-    apply_overrides,
-    blame,
-    override_origins,
-    parse_override,
-    set_dotted,
-)
+from r2d.overrides import ConfigError, KeysError, Options, apply_overrides, blame, override_origins, set_dotted
 from r2d.textfile import read_yaml_mapping
 from r2d.variants import VARIANT_NAMES, variant_settings
 

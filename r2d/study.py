@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from r2d.config import Config, ConfigError, blame, override_origins, read_config, set_dotted, validate_config
+from r2d.config import Config, ConfigError, blame, override_origins, read_config, validate_config
 from r2d.data import DataError
+from r2d.overrides import set_dotted
 from r2d.preflight import check_run
 
 # Optuna's names -> config keys. The space is conditional: steepness exists only for the shapes

@@ -31,10 +31,11 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from r2d import runner, tracking
-from r2d.config import Config, ResourcesConfig, validate_config
+from r2d.config import validate_config
 from r2d.console import TrialLines, send_ray_logs_to
 from r2d.distributed import ensure_ray
 from r2d.health import UNHEALTHY
+from r2d.placement import max_concurrent_trials, trials_on
 from r2d.plan import (
     PlannedTrial,
     Question,
@@ -76,45 +77,6 @@ class TrialContext:
     experiment: str
     runs_dir: str
     stage1_only: bool = False  # phase 1: train (or find) the Stage 1 result and stop
-
-
-def trials_that_fit(nodes: list[dict[str, float]], driver: dict[str, float], num_workers: int,
-                    worker: dict[str, float]) -> int:
-    """How many trials can run at once with no placement of theirs able to deadlock.
-
-    A trial is a small Tune driver plus its Ray Train workers, which its TrainController requests
-    later as a separate placement group. Ray places the drivers wherever they fit, so the drivers
-    of concurrent trials can all land on one node and leave it too fragmented for a worker (two
-    1-CPU nodes, 0.1-CPU drivers, 0.9-CPU workers: driver, worker, driver, worker hangs forever).
-    So count each node's worker slots as if every concurrent driver sat on it.
-    """
-    eps = 1e-9  # Ray accounts resources in 1/10000 units; don't lose a slot to float error
-
-    def worker_slots(node: dict[str, float], drivers: int) -> int:
-        free = {k: node.get(k, 0.0) - drivers * driver.get(k, 0.0) for k in worker}
-        return max(min(math.floor(free[k] / need + eps) for k, need in worker.items()), 0)
-
-    n = 0
-    while sum(worker_slots(node, n + 1) for node in nodes) >= (n + 1) * num_workers:
-        n += 1
-    return n
-
-
-def _trials_on(nodes: list[dict[str, float]], r: ResourcesConfig) -> int:
-    """`trials_that_fit` for the drivers and workers of a config's `resources` section."""
-    return trials_that_fit(nodes, {"CPU": r.trial_cpus}, r.num_workers, r.worker_resources())
-
-
-def max_concurrent_trials(cfg: Config) -> int:
-    """How many trials fit the cluster at once, so that trials never wait on each other's workers."""
-    r = cfg.resources
-    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
-    n = _trials_on(nodes, r)
-    if n < 1:
-        have = [(node.get("CPU", 0), node.get("GPU", 0)) for node in nodes]
-        raise RuntimeError(f"resources: a trial needs a driver of {r.trial_cpus} CPU and {r.num_workers} x "
-                           f"{r.worker_resources()} but the cluster's nodes have (CPU, GPU) {have}")
-    return n
 
 
 # --------------------------------------------------------------------------- the trainable
@@ -278,7 +240,7 @@ def dry_run(study: Study, opts: SweepOptions, questions: list[Question] | None =
         nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
     else:  # the local Ray r2d would start: this machine's CPUs (and GPUs, if torch sees any)
         nodes = [{"CPU": float(os.cpu_count() or 1), "GPU": float(cfg.resources.use_gpu and torch.cuda.device_count())}]
-    concurrency = min(_trials_on(nodes, cfg.resources), opts.max_concurrent or math.inf)
+    concurrency = min(trials_on(nodes, cfg.resources), opts.max_concurrent or math.inf)
     if opts.search != "grid":
         return [f"plan: an Optuna search of {opts.samples} configurations x {len(study.seeds)} seeds; no plan "
                 "before it runs (each configuration is suggested from the results so far), no reuse"]

@@ -9,9 +9,10 @@ import sys
 from typing import Any
 
 from r2d.cli import OneLineParser
-from r2d.config import ConfigError, parse_override
+from r2d.config import ConfigError
 from r2d.data import DataError
 from r2d.modeling import ModelError
+from r2d.overrides import parse_override
 from r2d.plan import Question
 from r2d.study import Study, SweepOptions
 from r2d.sweep import dry_run, run_sweep

@@ -64,6 +64,7 @@ class StageLoop:
     task_model: nn.Module  # TaskModel, wrapped by the runtime (DDP with several workers)
     optimizer: torch.optim.Optimizer
     lr_schedule: Any
+    plateau: bool  # lr_schedule steps on dev macro-F1 at each evaluation, not every step
     scaler: torch.amp.GradScaler
     order: BatchOrder
     schedule: Schedule
@@ -74,17 +75,13 @@ class StageLoop:
     state: TrainState
 
 
-def _lr_schedule(scfg: StageConfig, optimizer: torch.optim.Optimizer) -> Any:
+def _lr_schedule(scfg: StageConfig, optimizer: torch.optim.Optimizer, plateau: bool) -> Any:
     """Linear decay to 0 over max_steps (stepped every step), or ReduceLROnPlateau on dev macro-F1
     (Stage 2's `lr_decay: plateau`, stepped at every evaluation)."""
-    if getattr(scfg, "lr_decay", "linear") == "plateau":
+    if plateau:
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=scfg.plateau_factor,
                                                           patience=0, threshold=0.0)
     return get_linear_schedule_with_warmup(optimizer, 0, scfg.max_steps)
-
-
-def _steps_per_step(lr_schedule: Any) -> bool:
-    return not isinstance(lr_schedule, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
 
 def setup_stage(stage: int, prep: Prepared, runtime: Runtime, work_dir: Path, resume: dict | None) -> StageLoop:
@@ -96,10 +93,11 @@ def setup_stage(stage: int, prep: Prepared, runtime: Runtime, work_dir: Path, re
     optimizer = torch.optim.AdamW(model.parameters(), lr=scfg.lr, weight_decay=scfg.weight_decay)
     s2 = cfg.stage2
     schedule = Schedule.from_config(s2.schedule, s2.max_steps)
+    plateau = stage == 2 and s2.lr_decay == "plateau"
     loop = StageLoop(
         stage=stage, scfg=scfg, objective=OBJECTIVES["explain" if stage == 1 else VARIANTS[cfg.variant].objective],
         model=model, task_model=runtime.wrap(TaskModel(model)), optimizer=optimizer,
-        lr_schedule=_lr_schedule(scfg, optimizer),
+        lr_schedule=_lr_schedule(scfg, optimizer, plateau), plateau=plateau,
         scaler=torch.amp.GradScaler("cuda", enabled=runtime.device.type == "cuda"
                                     and cfg.resources.precision == "fp16"),
         order=BatchOrder(len(prep.splits["train"]), scfg.batch_size, cfg.seed + 1000 * stage),
@@ -155,7 +153,7 @@ def train_step(loop: StageLoop, step: int, prep: Prepared, runtime: Runtime) -> 
     loop.scaler.step(loop.optimizer)
     loop.scaler.update()
     loop.optimizer.zero_grad(set_to_none=True)
-    if _steps_per_step(loop.lr_schedule):
+    if not loop.plateau:
         loop.lr_schedule.step()
     # Each worker saw its shard of the global batch: log the global batch's numbers.
     record = {f"stage{stage}/{k}": v for k, v in runtime.mean(stats).items()}
@@ -174,7 +172,7 @@ def evaluate_and_select(loop: StageLoop, step: int, prep: Prepared, runtime: Run
     else:
         score = dev_macro_f1(loop.task_model, prep.tokenizer, prep.splits["dev"], prep.ds.labels, prep.cfg, runtime)
         improved, logged = score > st.best, {"stage2/dev_macro_f1": score}
-        if not _steps_per_step(loop.lr_schedule):
+        if loop.plateau:
             loop.lr_schedule.step(score)
             logged["stage2/lr"] = loop.optimizer.param_groups[0]["lr"]
     if improved:

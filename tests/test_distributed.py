@@ -21,14 +21,10 @@ pytestmark = pytest.mark.slow
 def local_train_env():
     """The Train settings `r2d` gives a Ray it starts (r2d/distributed.py), for these tests' own Rays too:
     no preemption watcher or metrics actors, 0.5 s polling; each fit() starts seconds sooner."""
-    saved = {k: os.environ.get(k) for k in LOCAL_TRAIN_ENV}
-    os.environ.update(LOCAL_TRAIN_ENV)
-    yield
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in LOCAL_TRAIN_ENV.items():
+            mp.setenv(key, value)
+        yield
 
 
 @pytest.fixture(scope="module")

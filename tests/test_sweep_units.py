@@ -1,9 +1,9 @@
 """The sweep's pure pieces: grids, trial keys, per-trial configs and the Stage 1 plan."""
 
 from r2d.config import load_config, read_config
+from r2d.placement import trials_that_fit
 from r2d.plan import plan_trials, stage1_points, study_question
 from r2d.study import Study, grid_points, trial_config, trial_key
-from r2d.sweep import trials_that_fit
 from r2d.sweep_cli import format_table
 
 BASE = load_config("configs/triage-tiny-sweep.yaml")

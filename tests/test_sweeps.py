@@ -133,7 +133,7 @@ import json, sys
 import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from r2d.sweep import trials_that_fit
+from r2d.placement import trials_that_fit
 
 address, driver_cpus, worker_cpus, forced = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 ray.init(address=address, log_to_driver=False)
