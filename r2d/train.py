@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
@@ -65,6 +66,8 @@ class StageLoop:
     optimizer: torch.optim.Optimizer
     lr_schedule: Any
     plateau: bool  # lr_schedule steps on dev macro-F1 at each evaluation, not every step
+    ema: AveragedModel | None  # Stage 2's weight average (stage2.ema_decay > 0): what is selected and kept
+    selected: nn.Module  # the TaskModel dev selection scores: the average's, else task_model
     scaler: torch.amp.GradScaler
     order: BatchOrder
     schedule: Schedule
@@ -94,10 +97,14 @@ def setup_stage(stage: int, prep: Prepared, runtime: Runtime, work_dir: Path, re
     s2 = cfg.stage2
     schedule = Schedule.from_config(s2.schedule, s2.max_steps)
     plateau = stage == 2 and s2.lr_decay == "plateau"
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(s2.ema_decay))
+           if stage == 2 and s2.ema_decay > 0 else None)
+    task_model = runtime.wrap(TaskModel(model))
     loop = StageLoop(
         stage=stage, scfg=scfg, objective=OBJECTIVES["explain" if stage == 1 else VARIANTS[cfg.variant].objective],
-        model=model, task_model=runtime.wrap(TaskModel(model)), optimizer=optimizer,
+        model=model, task_model=task_model, optimizer=optimizer,
         lr_schedule=_lr_schedule(scfg, optimizer, plateau), plateau=plateau,
+        ema=ema, selected=TaskModel(ema.module) if ema is not None else task_model,
         scaler=torch.amp.GradScaler("cuda", enabled=runtime.device.type == "cuda"
                                     and cfg.resources.precision == "fp16"),
         order=BatchOrder(len(prep.splits["train"]), scfg.batch_size, cfg.seed + 1000 * stage),
@@ -114,9 +121,15 @@ def setup_stage(stage: int, prep: Prepared, runtime: Runtime, work_dir: Path, re
     # process (its steps consumed random numbers) or fetched from the store. A resume restores the RNG.
     torch.manual_seed(cfg.seed + 1000 * stage)
     if resume is not None:
-        loop.state = restore(resume, loop.best_dir, optimizer=loop.optimizer, lr_schedule=loop.lr_schedule,
-                             scaler=loop.scaler, gate=loop.sampler.gate)
+        loop.state = restore(resume, loop.best_dir, **_components(loop))
     return loop
+
+
+def _components(loop: StageLoop) -> dict[str, Any]:
+    """What a checkpoint saves and a resume restores, besides the weights and the TrainState."""
+    parts = {"optimizer": loop.optimizer, "lr_schedule": loop.lr_schedule, "scaler": loop.scaler,
+             "gate": loop.sampler.gate}
+    return parts if loop.ema is None else {**parts, "ema": loop.ema}
 
 
 def train_step(loop: StageLoop, step: int, prep: Prepared, runtime: Runtime) -> dict[str, float]:
@@ -153,6 +166,8 @@ def train_step(loop: StageLoop, step: int, prep: Prepared, runtime: Runtime) -> 
     loop.scaler.step(loop.optimizer)
     loop.scaler.update()
     loop.optimizer.zero_grad(set_to_none=True)
+    if loop.ema is not None:
+        loop.ema.update_parameters(loop.model)
     if not loop.plateau:
         loop.lr_schedule.step()
     # Each worker saw its shard of the global batch: log the global batch's numbers.
@@ -170,7 +185,7 @@ def evaluate_and_select(loop: StageLoop, step: int, prep: Prepared, runtime: Run
         score = dev_loss(loop.task_model, prep.splits["dev"], prep.tokenizer.pad_token_id, prep.cfg, runtime)
         improved, logged = score < st.best, {"stage1/dev_loss": score}
     else:
-        score = dev_macro_f1(loop.task_model, prep.tokenizer, prep.splits["dev"], prep.ds.labels, prep.cfg, runtime)
+        score = dev_macro_f1(loop.selected, prep.tokenizer, prep.splits["dev"], prep.ds.labels, prep.cfg, runtime)
         improved, logged = score > st.best, {"stage2/dev_macro_f1": score}
         if loop.plateau:
             loop.lr_schedule.step(score)
@@ -178,7 +193,7 @@ def evaluate_and_select(loop: StageLoop, step: int, prep: Prepared, runtime: Run
     if improved:
         st.best, st.best_step, st.bad_evals = score, step, 0
         # Every worker keeps its own copy (its local disk); nothing assumes a shared filesystem.
-        save_weights(loop.model, loop.best_dir)
+        save_weights(loop.selected, loop.best_dir)
     elif step + 1 > loop.patience_from:
         st.bad_evals += 1
     return logged
@@ -189,8 +204,7 @@ def checkpoint_and_report(loop: StageLoop, step: int, pending: list, runtime: Ru
     checkpoint = None
     if runtime.is_main:
         checkpoint = Path(tempfile.mkdtemp(prefix="r2d-ckpt-", dir=work_dir))
-        save_checkpoint(checkpoint, loop.model, loop.state, loop.best_dir, optimizer=loop.optimizer,
-                        lr_schedule=loop.lr_schedule, scaler=loop.scaler, gate=loop.sampler.gate)
+        save_checkpoint(checkpoint, loop.model, loop.state, loop.best_dir, **_components(loop))
     runtime.report(step, pending, checkpoint)
     if checkpoint is not None:
         shutil.rmtree(checkpoint, ignore_errors=True)

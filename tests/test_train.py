@@ -1,10 +1,12 @@
 """The trainer in process: every variant, determinism, Stage 1 reuse, failures, a run that learns."""
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from r2d import runner
 from r2d.batches import pad
@@ -99,6 +101,33 @@ def test_plateau_lr_halves_without_improvement_and_patience_stops(cache_dir, tmp
     assert stop_at is not None, "a 40-step tiny run never stalled: the test cannot tell"
     assert summary["stage2"]["stopped_early"] and summary["stage2"]["steps"] == stop_at + 1
     assert summary["stage2"]["best_step"] < stop_at and not summary["health"]["still_improving"]
+
+
+def test_weight_average_is_selected_checkpointed_and_resumed_exactly(cache_dir, tmp_path):
+    """`stage2.ema_decay`: dev selection scores the average of the weights (not the live ones), a
+    checkpoint carries the average, and a run resumed from a mid-run checkpoint predicts exactly as
+    the uninterrupted one."""
+    extra = {"stage2.max_steps": 12, "stage2.eval_every": 4, "stage2.patience": 9}
+    saved = tmp_path / "at_step_7"
+
+    def keep_step_7(step, metrics):
+        if step == 7:
+            shutil.copytree(tmp_path / "ckpt/latest", saved)
+
+    cfg = tiny(cache_dir, seed=31, **extra, **{"stage2.ema_decay": 0.8})
+    run(cfg, tmp_path / "full", Runtime(checkpoint_dir=tmp_path / "ckpt", on_report=keep_step_7))
+    state = torch.load(saved / "state.pt", weights_only=False)
+    assert int(state["ema"]["n_averaged"]) == 8  # updated after each of steps 0..7
+    live = load_file(saved / "model/model.safetensors")
+    averaged = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+    assert any(not torch.equal(live[k], averaged[k]) for k in live), "the average is the live weights"
+    run(cfg, tmp_path / "resumed", Runtime(resume_from=saved))
+    plain = run(tiny(cache_dir, seed=31, **extra), tmp_path / "plain")
+    preds = {name: (tmp_path / name / "predictions/test.csv").read_bytes() for name in ("full", "resumed")}
+    assert preds["full"] == preds["resumed"]
+    full = json.loads((tmp_path / "full/metrics.json").read_text())
+    assert full["stage2"]["best_dev_macro_f1"] != plain["stage2"]["best_dev_macro_f1"] or \
+        (tmp_path / "plain/predictions/test.csv").read_bytes() != preds["full"]
 
 
 def test_a_collapsed_run_is_flagged(cache_dir, tmp_path):
