@@ -110,10 +110,13 @@ class Estimate:
         return math.ceil(n_stage1 / c) * self.stage1_s + stage2 / c
 
 
-def estimate(study: Study, finished: dict[tuple[str, int], dict[str, Any]], steps: int) -> Estimate | None:
+def estimate(study: Study, finished: dict[tuple[str, int], dict[str, Any]], steps: int,
+             preset_steps: int | None = None) -> Estimate | None:
     """Trial time from the experiment's earlier FINISHED runs on this store (their median wall time,
-    Ray's start-up included) if it has any, else the preset's own estimate; Stage 1 from the preset
-    (a Stage 1 is not a run of its own in MLflow), else taken as one trial."""
+    Ray's start-up included; taken as a trial of `steps`, this sweep's Stage 2 steps) if it has any,
+    else the preset's own estimate, which was measured at the preset's Stage 2 steps (`preset_steps`),
+    so `--set stage2.max_steps=...` scales it; Stage 1 from the preset (a Stage 1 is not a run of its
+    own in MLflow), else taken as one trial."""
     durations = sorted(v["duration_s"] for v in finished.values() if v.get("duration_s"))
     preset = study.estimate_s
     if durations:
@@ -122,7 +125,8 @@ def estimate(study: Study, finished: dict[tuple[str, int], dict[str, Any]], step
                         f"trial time measured on this store ({len(durations)} runs)"
                         + ("; Stage 1: the preset's own estimate" if preset else "; Stage 1 taken as one trial"))
     if preset:
-        return Estimate(preset[0], preset[1], steps, "the preset's own estimate, measured where it was sized")
+        return Estimate(preset[0], preset[1], preset_steps or steps,
+                        "the preset's own estimate, measured where it was sized")
     return None
 
 

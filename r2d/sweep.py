@@ -31,7 +31,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from r2d import runner, tracking
-from r2d.config import validate_config
+from r2d.config import load_config, validate_config
 from r2d.console import TrialLines, send_ray_logs_to
 from r2d.distributed import ensure_ray
 from r2d.health import UNHEALTHY
@@ -245,7 +245,8 @@ def dry_run(study: Study, opts: SweepOptions, questions: list[Question] | None =
         return [f"plan: an Optuna search of {opts.samples} configurations x {len(study.seeds)} seeds; no plan "
                 "before it runs (each configuration is suggested from the results so far), no reuse"]
     where = f"experiment {study.name!r} on {uri}"
-    guess = estimate(study, finished, cfg.stage2.max_steps)
+    preset_steps = load_config(study.config).stage2.max_steps if study.config else None
+    guess = estimate(study, finished, cfg.stage2.max_steps, preset_steps)
     stored = sum(Stage1Store(trial_config(base, p["overrides"], p["seed"])).done() for p in stage1_points(trials))
     return describe(questions or [study_question(study)], trials, concurrency, guess, where, stored)
 

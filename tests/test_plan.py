@@ -1,6 +1,7 @@
 """Plans as pure functions: which trials a plan needs, which are shared, which are reused from
 MLflow; the referee's composition; --dry-run starts nothing and creates nothing."""
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -119,3 +120,17 @@ def test_fresh_with_resume_is_refused(capsys):
     assert referee.main_for(referee.DEFAULT, ["--fresh", "--resume"], referee.PRESETS, referee.PLANS) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--fresh" in err and "--resume" in err
+
+
+def test_dry_run_scales_the_preset_estimate_to_the_sweeps_steps(tmp_path):
+    """The preset's trial time was measured at the preset's Stage 2 steps: a sweep at a tenth of them
+    is estimated shorter (Stage 1 and the study's trials unchanged)."""
+    opts = SweepOptions(storage_path=str(tmp_path / "ray"), tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    preset_steps = RAW["stage2"]["max_steps"]
+    full = dry_run(referee.DEFAULT, opts, referee.PLANS[None])
+    short = dry_run(referee.DEFAULT, dataclasses.replace(opts, overrides=[f"stage2.max_steps={preset_steps // 10}"]),
+                    referee.PLANS[None])
+    minutes = [int(next(x for x in lines if "wall time: about" in x).split("about ")[1].split(" min")[0])
+               for lines in (full, short)]
+    assert minutes[1] < minutes[0]
+    assert f"a {preset_steps}-step trial" in next(x for x in short if "wall time" in x)
