@@ -114,10 +114,10 @@ class Stage2Config(StageConfig):
     label_decoding: Literal["score", "generate"] = "score"  # how scheduled sampling predicts labels
     # Equal budgets: a variant without Stage 1 trains stage1.max_steps more Stage 2 steps (ablations).
     equal_total_steps: bool = False
-    # The lr after each evaluation. "linear": decays to 0 at max_steps, so the last evaluation is
-    # nearly always the best and patience never acts. "plateau": constant lr, multiplied by
+    # "linear" (the authors'): the lr decays to 0 at max_steps; with too few steps the last evaluation
+    # is nearly always the best and patience never acts. "plateau": constant lr, multiplied by
     # `plateau_factor` at every evaluation that does not improve dev macro-F1 (torch's
-    # ReduceLROnPlateau), and patience stops the stage once it has converged.
+    # ReduceLROnPlateau); patience then stops the stage, on a noisy dev score too (README, "Figures").
     lr_decay: Literal["linear", "plateau"] = "linear"
     plateau_factor: float = Field(0.5, gt=0.0, lt=1.0)
     # Weight averaging: dev selection, the best checkpoint and the evaluated model use an exponential
