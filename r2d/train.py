@@ -67,7 +67,6 @@ class StageLoop:
     lr_schedule: Any
     plateau: bool  # lr_schedule steps on dev macro-F1 at each evaluation, not every step
     ema: AveragedModel | None  # Stage 2's weight average (stage2.ema_decay > 0): what is selected and kept
-    selected: nn.Module  # the TaskModel dev selection scores: the average's, else task_model
     scaler: torch.amp.GradScaler
     order: BatchOrder
     schedule: Schedule
@@ -99,12 +98,11 @@ def setup_stage(stage: int, prep: Prepared, runtime: Runtime, work_dir: Path, re
     plateau = stage == 2 and s2.lr_decay == "plateau"
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(s2.ema_decay))
            if stage == 2 and s2.ema_decay > 0 else None)
-    task_model = runtime.wrap(TaskModel(model))
     loop = StageLoop(
         stage=stage, scfg=scfg, objective=OBJECTIVES["explain" if stage == 1 else VARIANTS[cfg.variant].objective],
-        model=model, task_model=task_model, optimizer=optimizer,
+        model=model, task_model=runtime.wrap(TaskModel(model)), optimizer=optimizer,
         lr_schedule=_lr_schedule(scfg, optimizer, plateau), plateau=plateau,
-        ema=ema, selected=TaskModel(ema.module) if ema is not None else task_model,
+        ema=ema,
         scaler=torch.amp.GradScaler("cuda", enabled=runtime.device.type == "cuda"
                                     and cfg.resources.precision == "fp16"),
         order=BatchOrder(len(prep.splits["train"]), scfg.batch_size, cfg.seed + 1000 * stage),
@@ -181,11 +179,12 @@ def train_step(loop: StageLoop, step: int, prep: Prepared, runtime: Runtime) -> 
 def evaluate_and_select(loop: StageLoop, step: int, prep: Prepared, runtime: Runtime) -> dict[str, float]:
     """Score dev, keep the best weights, count patience; returns the numbers to log."""
     st = loop.state
+    selected = loop.task_model if loop.ema is None else TaskModel(loop.ema.module)  # what is scored and kept
     if loop.stage == 1:
         score = dev_loss(loop.task_model, prep.splits["dev"], prep.tokenizer.pad_token_id, prep.cfg, runtime)
         improved, logged = score < st.best, {"stage1/dev_loss": score}
     else:
-        score = dev_macro_f1(loop.selected, prep.tokenizer, prep.splits["dev"], prep.ds.labels, prep.cfg, runtime)
+        score = dev_macro_f1(selected, prep.tokenizer, prep.splits["dev"], prep.ds.labels, prep.cfg, runtime)
         improved, logged = score > st.best, {"stage2/dev_macro_f1": score}
         if loop.plateau:
             loop.lr_schedule.step(score)
@@ -193,7 +192,7 @@ def evaluate_and_select(loop: StageLoop, step: int, prep: Prepared, runtime: Run
     if improved:
         st.best, st.best_step, st.bad_evals = score, step, 0
         # Every worker keeps its own copy (its local disk); nothing assumes a shared filesystem.
-        save_weights(loop.selected, loop.best_dir)
+        save_weights(selected, loop.best_dir)
     elif step + 1 > loop.patience_from:
         st.bad_evals += 1
     return logged

@@ -10,7 +10,7 @@ def preset(name: str) -> str:
 
 
 # (Stage 1, one Stage 2 trial) wall seconds of configs/triage-tiny-sweep.yaml on 2 CPU cores, two
-# trainings at once, Ray's start-up included: the medians of the default schedule sweep of README
-# ("Figures"; a 200-step plateau trial, early stops included). --dry-run's estimate when the tracking
-# store has no earlier runs of the study.
-CPU_ESTIMATE_S = (150.0, 278.0)
+# trainings at once, Ray's start-up included: the medians of one default schedule sweep (300-step
+# linear-decay trials with the weight average, early stops included; 2026-11-24). --dry-run's
+# estimate when the tracking store has no earlier runs of the study.
+CPU_ESTIMATE_S = (158.0, 381.0)
