@@ -129,7 +129,8 @@ def train_stage1(cfg: Config, callbacks: list | None = None) -> dict[str, Any]:
 def sweep_run(uri: str, experiment: str, state: dict[str, Any], tags: dict[str, str], params: dict[str, Any],
               artifacts: list[Path]) -> Iterator[str]:
     """A sweep's parent run: created (or reopened on resume, its orphaned children KILLED), yielded
-    for the children, and always ended: FINISHED, KILLED (interrupted) or FAILED with r2d.error."""
+    for the children, and always ended: FINISHED, KILLED (interrupted) or FAILED with r2d.error; if
+    it did not finish, its children still RUNNING end KILLED."""
     sweep_id = state["sweep_id"]
     if "parent_run_id" not in state:
         state["parent_run_id"] = tracking.start_run(uri, experiment, sweep_id, params, tags)
@@ -144,6 +145,10 @@ def sweep_run(uri: str, experiment: str, state: dict[str, Any], tags: dict[str, 
     try:
         yield state["parent_run_id"]
     except BaseException as err:
-        tracking.end_run(uri, state["parent_run_id"], *end_state(err))
+        status, why = end_state(err)
+        # the trials it was running die with the driver: their runs are not left RUNNING
+        tracking.close_running(uri, experiment, sweep_id, state["parent_run_id"],
+                               f"its sweep ended {status} ({why}); the trial is rerun on --resume")
+        tracking.end_run(uri, state["parent_run_id"], status, why)
         raise
     tracking.end_run(uri, state["parent_run_id"])

@@ -302,6 +302,10 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
     if not opts.verbose:  # Ray's and Tune's own output goes to a file; the console gets TrialLines
         send_ray_logs_to(sweep_dir / "ray.log")
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's experiment boxes and result paths: off at verbose 0
+    # Ctrl-C interrupts the sweep as SIGTERM does (parent KILLED, resumable). Tune's own SIGINT handler
+    # would stop the trials and return from fit() as if the sweep had ended: the driver then analysed a
+    # partial sweep (or none) and ended the parent FINISHED or FAILED.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     ensure_ray(base_cfg, log_to_driver=opts.verbose)
     concurrency = min(max_concurrent_trials(base_cfg), opts.max_concurrent or math.inf)
     space = ({"grid": study.grid, "seeds": study.seeds} if opts.search == "grid" else

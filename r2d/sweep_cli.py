@@ -178,5 +178,9 @@ def main_for(study: Study, argv: list[str] | None = None, presets: dict[str, Stu
     except (ConfigError, DataError, ModelError, FileNotFoundError) as err:
         print(f"{p.prog}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{p.prog}: interrupted: the sweep's MLflow run and its unfinished trials are KILLED; "
+              "finished trials are kept; continue with --resume", file=sys.stderr)
+        return 130
     print_summary(summary)
     return 0

@@ -287,3 +287,16 @@ def test_good_input_gets_past_every_check(tmp_path):
         sweep_cli.main_for(STUDY.DEFAULT, [
             "--storage-path", f"{tmp_path}/storage", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
             "--grid", "data.rationale_source=llm,nurse", "--seeds", "0", "3", "--max-concurrent", "1"], STUDY.PRESETS)
+
+
+def test_an_interrupted_sweep_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
+    """Ctrl-C (or SIGTERM) reaches the CLI as KeyboardInterrupt once the parent run is KILLED
+    (r2d.runner.sweep_run; the sweep raises it instead of Tune's own SIGINT handling)."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt("signal 2")
+
+    monkeypatch.setattr(sweep_cli, "run_sweep", interrupted)
+    rc = sweep_cli.main_for(STUDY.DEFAULT, ["--storage-path", f"{tmp_path}/storage",
+                                            "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"], STUDY.PRESETS)
+    err = capsys.readouterr().err.strip()
+    assert rc == 130 and err.count("\n") == 0 and "interrupted" in err and "--resume" in err

@@ -115,14 +115,20 @@ def test_sweep_parent_run_always_ends(tmp_path, raised, status):
     state = {"sweep_id": "study-1"}
     try:
         with runner.sweep_run(uri, "exp", state, {"r2d.sweep_id": "study-1"}, {"search": "grid"}, []) as parent:
-            assert MlflowClient(uri).get_run(parent).info.status == "RUNNING"
+            client = MlflowClient(uri)
+            assert client.get_run(parent).info.status == "RUNNING"
+            trial = client.create_run(client.get_run(parent).info.experiment_id,
+                                      tags={"r2d.sweep_id": "study-1", "mlflow.parentRunId": parent}).info.run_id
             if raised is not None:
                 raise raised
+            client.set_terminated(trial, "FINISHED")
     except (RuntimeError, KeyboardInterrupt):
         pass
     run = MlflowClient(uri).get_run(state["parent_run_id"])
     assert run.info.status == status and run.data.params["search"] == "grid"
     assert ("r2d.error" in run.data.tags) == (raised is not None)
+    # a trial running when the sweep ended without finishing is KILLED with it, never left RUNNING
+    assert MlflowClient(uri).get_run(trial).info.status == ("FINISHED" if raised is None else "KILLED")
 
 
 def test_health_flags_from_rationales_and_traces():
