@@ -63,27 +63,33 @@ def ray_cluster(tmp_path_factory):
 
 
 def stop_matching(markers: tuple[str, ...], timeout: float = 5.0) -> None:
-    """SIGTERM every process whose command line contains one of `markers`, then SIGKILL what is left."""
-    def pids() -> list[int]:
-        found = []
+    """SIGTERM every process whose command line contains one of `markers`, and every descendant of one
+    (Ray's agents rename themselves `ray::...` and would be orphaned by a raylet killed before them),
+    then SIGKILL what is left."""
+    def processes() -> dict[int, tuple[int, str]]:  # pid -> (parent pid, command line)
+        found = {}
         for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and int(entry.name) != os.getpid():
+            if entry.name.isdigit():
                 try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
                     cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                except OSError:
+                except (OSError, IndexError, ValueError):
                     continue
-                if any(m in cmdline for m in markers):
-                    found.append(int(entry.name))
+                found[int(entry.name)] = (ppid, cmdline)
         return found
 
+    procs = processes()
+    targets = {pid for pid, (_, cmd) in procs.items() if pid != os.getpid() and any(m in cmd for m in markers)}
+    while grown := {pid for pid, (ppid, _) in procs.items() if ppid in targets} - targets:
+        targets |= grown
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids():
+        for pid in targets:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
         deadline = time.time() + timeout
-        while pids() and time.time() < deadline:
+        while targets & set(processes()) and time.time() < deadline:
             time.sleep(0.5)
 
 
