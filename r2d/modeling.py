@@ -15,6 +15,7 @@ import hashlib
 import io
 import re
 import shutil
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -85,15 +86,7 @@ def tiny_tokenizer(texts: Iterable[str], cfg: ModelConfig) -> PreTrainedTokenize
         digest.update(t.encode("utf-8") + b"\0")
     out_dir = Path(cfg.cache_dir) / "tokenizers" / digest.hexdigest()[:16]
     if not (out_dir / "tokenizer_config.json").exists():
-        tmp = out_dir.with_name(out_dir.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        _train_sentencepiece(texts, cfg.tiny.vocab_size, tmp)
-        # transformers 5: T5Tokenizer(vocab_file=...) silently yields a 4-token tokenizer; loading the
-        # directory with spiece.model and extra_ids=0 works, and save_pretrained writes tokenizer.json.
-        tok = T5Tokenizer.from_pretrained(str(tmp), extra_ids=0)
-        tok.save_pretrained(str(tmp))
-        shutil.rmtree(out_dir, ignore_errors=True)
-        tmp.rename(out_dir)  # atomic: a half-trained tokenizer is never picked up
+        _build_tokenizer_dir(texts, cfg.tiny.vocab_size, out_dir)
     tok = AutoTokenizer.from_pretrained(str(out_dir))
     import sentencepiece as spm
 
@@ -101,6 +94,31 @@ def tiny_tokenizer(texts: Iterable[str], cfg: ModelConfig) -> PreTrainedTokenize
     if len(tok) != expected:
         raise ModelError(f"model.name=tiny-t5: tokenizer in {out_dir} has {len(tok)} tokens, expected {expected}")
     return tok
+
+
+def _build_tokenizer_dir(texts: list[str], vocab_size: int, out_dir: Path) -> None:
+    """Train the tokenizer into a directory of this process's own, then rename it to `out_dir`.
+
+    Trials that start together (a sweep with no Stage 1 phase) build the same tokenizer at once: each
+    in its own temporary directory, and the first rename wins. The rename is atomic, so a reader never
+    sees a half-written tokenizer, and nobody deletes a directory another process may be reading.
+    """
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp.chmod(0o755)  # as a plain mkdir would leave it (mkdtemp's 0700 would hide a shared cache)
+    try:
+        _train_sentencepiece(texts, vocab_size, tmp)
+        # transformers 5: T5Tokenizer(vocab_file=...) silently yields a 4-token tokenizer; loading the
+        # directory with spiece.model and extra_ids=0 works, and save_pretrained writes tokenizer.json.
+        tok = T5Tokenizer.from_pretrained(str(tmp), extra_ids=0)
+        tok.save_pretrained(str(tmp))
+        try:
+            tmp.rename(out_dir)
+        except OSError:  # another process renamed its identical tokenizer first (ENOTEMPTY / EEXIST)
+            if not (out_dir / "tokenizer_config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def tiny_model(tokenizer: PreTrainedTokenizerBase, cfg: ModelConfig, seed: int) -> T5ForConditionalGeneration:

@@ -1,10 +1,12 @@
+import threading
+
 import pytest
 import torch
 from transformers import AutoTokenizer, T5ForConditionalGeneration, T5Tokenizer
 
 from r2d.config import load_config
 from r2d.data import load_dataset
-from r2d.modeling import ModelError, load_model, tokenizer_corpus
+from r2d.modeling import ModelError, load_model, tiny_tokenizer, tokenizer_corpus
 
 from .conftest import tiny_overrides
 
@@ -56,3 +58,31 @@ def test_missing_model_dir_is_a_clear_error(tmp_path):
     cfg = load_config(None, [f"model.name={empty}"])
     with pytest.raises(ModelError, match="cannot load"):
         load_model(cfg.model, 0)
+
+
+def test_trials_building_one_tokenizer_at_once_all_get_it(tmp_path):
+    """Two trials that start together with a cold cache (a sweep with no Stage 1 phase) build the same
+    tokenizer: both succeed with the same vocabulary, and neither deletes the other's work in progress
+    (a shared `<hash>.tmp` did: one trial failed with spiece.model not found)."""
+    cfg = load_config(None, [f"model.cache_dir={tmp_path}", "model.tiny.vocab_size=300"]).model
+    texts = [f"patient {i} reports {w} pain for {i % 7} days" for i in range(400) for w in ("chest", "back")]
+    foreign = tmp_path / "tokenizers" / "another-process.tmp-x"  # someone else's build in progress
+    foreign.mkdir(parents=True)
+    results, errors = [], []
+
+    def build():
+        try:
+            results.append(tiny_tokenizer(texts, cfg).get_vocab())
+        except Exception as err:  # noqa: BLE001 - the test reports any failure of either builder
+            errors.append(err)
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 2 and results[0] == results[1]
+    assert foreign.exists()
+    built = [p.name for p in (tmp_path / "tokenizers").iterdir() if p != foreign]
+    assert len(built) == 1 and ".tmp" not in built[0]  # the loser's directory is cleaned up
+    assert tiny_tokenizer(texts, cfg).get_vocab() == results[0]  # a later trial reads the cache
