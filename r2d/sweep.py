@@ -65,6 +65,11 @@ from r2d.study import (
 # A training's wall time outside its workers, as `r2d.runner` splits it into timings.
 OVERHEAD_PARTS = ("ray_start_s", "ray_end_s", "driver_s")
 
+
+class SweepFailed(RuntimeError):
+    """The sweep ran, but no trial finished and none was reused: there is nothing to analyse."""
+
+
 @dataclass(frozen=True)
 class TrialContext:
     """What every trial of a sweep shares; handed to the trainable once (tune.with_parameters)."""
@@ -322,29 +327,12 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
                          trials=[dataclasses.asdict(t) for t in trials])
             (sweep_dir / "sweep.json").write_text(json.dumps(state, indent=1))
             ctx = TrialContext(base, tuple(study.seeds), sweep_id, parent, uri, study.name, str(sweep_dir / "runs"))
-            trial_cpus = base_cfg.resources.trial_cpus
-            # ---- phase 1: every distinct Stage 1, once
-            t = time.time()
-            # Optuna: each seed's Stage 1 of the preset (its searched settings are all Stage 2's)
-            stage1_plan = trials if opts.search == "grid" else plan_trials([study_question(
-                dataclasses.replace(study, grid={}))], base)
-            points = stage1_points(stage1_plan)
-            if not opts.resume:  # a Stage 1 already in the store needs no fit (a resume keeps its grid)
-                points = [p for p in points if not Stage1Store(trial_config(base, p["overrides"], p["seed"])).done()]
-            if points:
-                _run_tune(sweep_dir, "stage1", dataclasses.replace(ctx, stage1_only=True), trial_cpus,
-                          {"trial": tune.grid_search(points)}, concurrency, opts)
-            timings["stage1_s"] = time.time() - t
-            # ---- phase 2: the Stage 2 trials
-            t = time.time()
-            param_space, search_alg, scheduler, samples = _stage2_search(study, opts, trials)
-            results = [] if opts.search == "grid" and not to_train(trials) else _run_tune(
-                sweep_dir, "stage2", ctx, trial_cpus, param_space, concurrency, opts, search_alg, scheduler, samples)
-            timings["stage2_trials_s"] = time.time() - t
+            results = _train(study, opts, trials, ctx, sweep_dir, base_cfg.resources.trial_cpus, concurrency, timings)
             orphans = tracking.close_running(uri, study.name, sweep_id, parent,
                                              "stopped: its trial ended without finishing (early stopping or error)")
             # ---- the table, timings and the significance report
             table = results_table(results)
+            check_something_finished(table, trials, sweep_dir)
             timings.update(overhead_timings(table))
             report = None
             if opts.analysis:
@@ -366,6 +354,40 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
             "experiment": study.name, "orphans_closed": orphans, "concurrency": concurrency,
             "reused": [t.point | {"run_id": t.reused_run_id} for t in trials if t.reused_run_id],
             "ray_resources": ray.cluster_resources()}
+
+
+def _train(study: Study, opts: SweepOptions, trials: list, ctx: TrialContext, sweep_dir: Path,
+           trial_cpus: float, concurrency: int, timings: dict[str, float]) -> list:
+    """Phase 1, every distinct Stage 1 once; phase 2, the Stage 2 trials. Returns Tune's results and
+    records each phase's wall time in ``timings``."""
+    # ---- phase 1: every distinct Stage 1, once
+    t = time.time()
+    # Optuna: each seed's Stage 1 of the preset (its searched settings are all Stage 2's)
+    stage1_plan = trials if opts.search == "grid" else plan_trials([study_question(
+        dataclasses.replace(study, grid={}))], ctx.base)
+    points = stage1_points(stage1_plan)
+    if not opts.resume:  # a Stage 1 already in the store needs no fit (a resume keeps its grid)
+        points = [p for p in points if not Stage1Store(trial_config(ctx.base, p["overrides"], p["seed"])).done()]
+    if points:
+        _run_tune(sweep_dir, "stage1", dataclasses.replace(ctx, stage1_only=True), trial_cpus,
+                  {"trial": tune.grid_search(points)}, concurrency, opts)
+    timings["stage1_s"] = time.time() - t
+    # ---- phase 2: the Stage 2 trials
+    t = time.time()
+    param_space, search_alg, scheduler, samples = _stage2_search(study, opts, trials)
+    results = [] if opts.search == "grid" and not to_train(trials) else _run_tune(
+        sweep_dir, "stage2", ctx, trial_cpus, param_space, concurrency, opts, search_alg, scheduler, samples)
+    timings["stage2_trials_s"] = time.time() - t
+    return results
+
+
+def check_something_finished(table: list[dict[str, Any]], trials: list[PlannedTrial], sweep_dir: Path) -> None:
+    """Raise SweepFailed (the parent run ends FAILED) when no trial finished and none was reused."""
+    if any(r["status"] == "TERMINATED" for r in table) or any(t.reused_run_id for t in trials):
+        return
+    errors = sorted({r["error"] for r in table if r["error"]})
+    raise SweepFailed(f"no trial finished ({len(table)} failed; first error: {errors[0] if errors else 'none given'}); "
+                      f"each trial's error is in MLflow (tag r2d.error) and in {sweep_dir / 'ray.log'}")
 
 
 def _interrupt(signum, frame):  # SIGTERM ends the sweep like Ctrl-C: parent marked KILLED, resumable

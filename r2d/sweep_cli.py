@@ -15,7 +15,7 @@ from r2d.modeling import ModelError
 from r2d.overrides import parse_override
 from r2d.plan import Question
 from r2d.study import Study, SweepOptions
-from r2d.sweep import dry_run, run_sweep
+from r2d.sweep import SweepFailed, dry_run, run_sweep
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -158,7 +158,8 @@ def main_for(study: Study, argv: list[str] | None = None, presets: dict[str, Stu
     """The command line of a study script: parse, check, run the sweep (or --dry-run: print its plan),
     print its summary. `plans` (sweeps/referee.py): the questions of each preset (None: the default),
     composed over the study `study` / `presets[name]`. Bad input (options, config, data, model) is
-    one line on stderr and exit code 2, before anything is created."""
+    one line on stderr and exit code 2, before anything is created; a sweep in which no trial finished,
+    one line and exit code 1 (its parent run FAILED)."""
     p = build_parser(study, presets or {})
     args = p.parse_args(argv)
     chosen = (presets or {}).get(args.preset, study) if args.preset else study
@@ -178,6 +179,9 @@ def main_for(study: Study, argv: list[str] | None = None, presets: dict[str, Stu
     except (ConfigError, DataError, ModelError, FileNotFoundError) as err:
         print(f"{p.prog}: error: {err}", file=sys.stderr)
         return 2
+    except SweepFailed as err:  # it ran: not bad input (2), but nothing finished to analyse
+        print(f"{p.prog}: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{p.prog}: interrupted: the sweep's MLflow run and its unfinished trials are KILLED; "
               "finished trials are kept; continue with --resume", file=sys.stderr)

@@ -300,3 +300,16 @@ def test_an_interrupted_sweep_is_one_line_and_exit_130(tmp_path, monkeypatch, ca
                                             "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"], STUDY.PRESETS)
     err = capsys.readouterr().err.strip()
     assert rc == 130 and err.count("\n") == 0 and "interrupted" in err and "--resume" in err
+
+
+def test_a_sweep_where_no_trial_finished_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
+    """Every trial failed (r2d.sweep.check_something_finished): the parent run ends FAILED and the CLI
+    says so in one line, instead of the analysis' traceback about no usable run."""
+    def nothing_finished(*args, **kwargs):
+        raise sweep.SweepFailed("no trial finished (2 failed; first error: FloatingPointError: nan)")
+
+    monkeypatch.setattr(sweep_cli, "run_sweep", nothing_finished)
+    rc = sweep_cli.main_for(STUDY.DEFAULT, ["--storage-path", f"{tmp_path}/storage",
+                                            "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"], STUDY.PRESETS)
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err.count("\n") == 0 and "no trial finished" in err and "error:" in err

@@ -1,9 +1,12 @@
 """The sweep's pure pieces: grids, trial keys, per-trial configs and the Stage 1 plan."""
 
+import pytest
+
 from r2d.config import load_config, read_config
 from r2d.placement import trials_that_fit
-from r2d.plan import plan_trials, stage1_points, study_question
+from r2d.plan import PlannedTrial, plan_trials, stage1_points, study_question
 from r2d.study import Study, grid_points, trial_config, trial_key
+from r2d.sweep import SweepFailed, check_something_finished
 from r2d.sweep_cli import format_table
 
 BASE = load_config("configs/triage-tiny-sweep.yaml")
@@ -67,3 +70,16 @@ def test_worker_resources_are_one_definition():
     gpu = r.model_copy(update={"use_gpu": True})
     assert gpu.worker_resources() == {"CPU": 0.9, "GPU": 1.0}
     assert gpu.model_copy(update={"gpus_per_worker": 0.5}).worker_resources() == {"CPU": 0.9, "GPU": 0.5}
+
+
+def test_a_sweep_with_no_finished_trial_fails_with_the_first_error(tmp_path):
+    def row(status, error=""):
+        return {"settings": {}, "status": status, "error": error}
+
+    planned = [PlannedTrial({}, seed, f"s{seed}", None, 6) for seed in (0, 1)]
+    failed = [row("ERROR", "RuntimeError: spiece.model not found"), row("ERROR", "FloatingPointError: nan")]
+    with pytest.raises(SweepFailed, match=r"no trial finished \(2 failed; first error: FloatingPointError: nan\)"):
+        check_something_finished(failed, planned, tmp_path)
+    check_something_finished([*failed, row("TERMINATED")], planned, tmp_path)  # one finished: analysed
+    reused = [PlannedTrial({}, 0, "s0", None, 6, reused_run_id="abc"), planned[1]]
+    check_something_finished(failed[:1], reused, tmp_path)  # a reused run is analysed too
