@@ -3,7 +3,7 @@ it learned: test accuracy / macro-F1 / corpus BLEU, best step, health, the most 
 
     python bench/recipe_probe.py NAME [KEY=VALUE ...]      # e.g. stage2.schedule.transition=0.3 stage2.lr=1e-3
 
-The runs behind README's "Why trials collapsed" (each one process, torch_threads 1, two at a time on
+The runs behind bench/HISTORY.md's "Why trials collapsed" (each one process, torch_threads 1, two at a time on
 2 cores; the Stage 1 store under outputs/recipe-probe/cache is shared, so a Stage 2 variation after
 the first run costs only Stage 2). BERTScore is off: it is not what these runs compare.
 Appends one JSON line per run to outputs/recipe-probe/results.jsonl.

@@ -117,7 +117,7 @@ class Stage2Config(StageConfig):
     # "linear" (the authors'): the lr decays to 0 at max_steps; with too few steps the last evaluation
     # is nearly always the best and patience never acts. "plateau": constant lr, multiplied by
     # `plateau_factor` at every evaluation that does not improve dev macro-F1 (torch's
-    # ReduceLROnPlateau); patience then stops the stage, on a noisy dev score too (README, "Figures").
+    # ReduceLROnPlateau); patience then stops the stage, on a noisy dev score too (bench/HISTORY.md).
     lr_decay: Literal["linear", "plateau"] = "linear"
     plateau_factor: float = Field(0.5, gt=0.0, lt=1.0)
     # Weight averaging: dev selection, the best checkpoint and the evaluated model use an exponential
