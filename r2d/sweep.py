@@ -385,8 +385,8 @@ def check_something_finished(table: list[dict[str, Any]], trials: list[PlannedTr
     """Raise SweepFailed (the parent run ends FAILED) when no trial finished and none was reused."""
     if any(r["status"] == "TERMINATED" for r in table) or any(t.reused_run_id for t in trials):
         return
-    errors = sorted({r["error"] for r in table if r["error"]})
-    raise SweepFailed(f"no trial finished ({len(table)} failed; first error: {errors[0] if errors else 'none given'}); "
+    first = next((r["error"] for r in table if r["error"]), "none given")  # in the table's order
+    raise SweepFailed(f"no trial finished ({len(table)} failed; first error: {first}); "
                       f"each trial's error is in MLflow (tag r2d.error) and in {sweep_dir / 'ray.log'}")
 
 

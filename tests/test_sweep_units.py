@@ -78,7 +78,8 @@ def test_a_sweep_with_no_finished_trial_fails_with_the_first_error(tmp_path):
 
     planned = [PlannedTrial({}, seed, f"s{seed}", None, 6) for seed in (0, 1)]
     failed = [row("ERROR", "RuntimeError: spiece.model not found"), row("ERROR", "FloatingPointError: nan")]
-    with pytest.raises(SweepFailed, match=r"no trial finished \(2 failed; first error: FloatingPointError: nan\)"):
+    first_in_order = r"no trial finished \(2 failed; first error: RuntimeError: spiece.model not found\)"
+    with pytest.raises(SweepFailed, match=first_in_order):
         check_something_finished(failed, planned, tmp_path)
     check_something_finished([*failed, row("TERMINATED")], planned, tmp_path)  # one finished: analysed
     reused = [PlannedTrial({}, 0, "s0", None, 6, reused_run_id="abc"), planned[1]]
