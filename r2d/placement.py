@@ -33,8 +33,29 @@ def trials_that_fit(nodes: list[dict[str, float]], driver: dict[str, float], num
     return n
 
 
+def in_trial_process(r: ResourcesConfig) -> bool:
+    """Whether a trial trains in its own Tune trial process (one worker; r2d.trial) or drives Ray Train."""
+    return r.num_workers == 1
+
+
+def trial_resources(r: ResourcesConfig) -> dict[str, float]:
+    """What a trial asks Tune for (`tune.with_resources`): its worker's resources and the trial's
+    own small share when it trains in the trial process, else only the driver's (Train places the
+    TorchTrainer's workers itself)."""
+    if not in_trial_process(r):
+        return {"CPU": r.trial_cpus}
+    worker = r.worker_resources()
+    return {**worker, "CPU": worker["CPU"] + r.trial_cpus}
+
+
 def trials_on(nodes: list[dict[str, float]], r: ResourcesConfig) -> int:
-    """`trials_that_fit` for the drivers and workers of a config's `resources` section."""
+    """How many trials of a config's `resources` section fit the nodes at once: one bundle per trial
+    that trains in its own process; otherwise `trials_that_fit` for its driver and workers."""
+    if in_trial_process(r):
+        eps = 1e-9
+        bundle = trial_resources(r)
+        return sum(max(min(math.floor(node.get(k, 0.0) / need + eps) for k, need in bundle.items()), 0)
+                   for node in nodes)
     return trials_that_fit(nodes, {"CPU": r.trial_cpus}, r.num_workers, r.worker_resources())
 
 
@@ -45,6 +66,7 @@ def max_concurrent_trials(cfg: Config) -> int:
     n = trials_on(nodes, r)
     if n < 1:
         have = [(node.get("CPU", 0), node.get("GPU", 0)) for node in nodes]
-        raise RuntimeError(f"resources: a trial needs a driver of {r.trial_cpus} CPU and {r.num_workers} x "
-                           f"{r.worker_resources()} but the cluster's nodes have (CPU, GPU) {have}")
+        need = (trial_resources(r) if in_trial_process(r) else
+                f"a driver of {r.trial_cpus} CPU and {r.num_workers} x {r.worker_resources()}")
+        raise RuntimeError(f"resources: a trial needs {need} but the cluster's nodes have (CPU, GPU) {have}")
     return n

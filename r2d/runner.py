@@ -35,17 +35,23 @@ def end_state(err: BaseException) -> tuple[str, str]:
     return "FAILED", f"{type(err).__name__}: {err}"
 
 
-def train(cfg: Config, out_dir: Path, *, on_ray: bool = False, parent_run_id: str | None = None,
-          tags: dict[str, str] | None = None, callbacks: list | None = None) -> dict[str, Any]:
-    """Train and evaluate one resolved config into `out_dir`; returns its summary (metrics.json)."""
+def train(cfg: Config, out_dir: Path, *, on_ray: bool = False, runtime: Runtime | None = None,
+          run_id: str | None = None, parent_run_id: str | None = None, tags: dict[str, str] | None = None,
+          callbacks: list | None = None) -> dict[str, Any]:
+    """Train and evaluate one resolved config into `out_dir`; returns its summary (metrics.json).
+
+    In this process (`runtime`: where it reports and checkpoints; default, local checkpoints under
+    `out_dir`) or on Ray Train (`on_ray`). `run_id`: continue that MLflow run (a restarted trial)
+    instead of starting one."""
     out_dir = Path(out_dir)
-    run_id = None
-    if cfg.tracking.enabled:
+    if run_id and cfg.tracking.enabled:
+        tracking.reopen_run(cfg.tracking.tracking_uri, run_id)
+    elif cfg.tracking.enabled:
         run_id = tracking.start_run(cfg.tracking.tracking_uri, cfg.tracking.experiment, cfg.run_name,
                                     flatten(cfg.to_dict()), run_tags(cfg, tags), parent_run_id)
     uri = cfg.tracking.tracking_uri
     try:
-        summary = _on_ray(cfg, out_dir, run_id, callbacks) if on_ray else _here(cfg, out_dir, run_id)
+        summary = _on_ray(cfg, out_dir, run_id, callbacks) if on_ray else _here(cfg, out_dir, run_id, runtime)
         if run_id:
             annotate_run_record(out_dir, mlflow_run_id=run_id, sweep_id=(tags or {}).get("r2d.sweep_id"))
             tracking.set_tags(uri, run_id, health_tags(summary["health"]))
@@ -67,14 +73,16 @@ def train(cfg: Config, out_dir: Path, *, on_ray: bool = False, parent_run_id: st
     return summary
 
 
-def _here(cfg: Config, out_dir: Path, run_id: str | None) -> dict[str, Any]:
-    """In this process, one worker; a run directory with a checkpoint continues from it."""
-    runtime = Runtime(checkpoint_dir=out_dir / "checkpoints")
-    latest = out_dir / "checkpoints" / "latest"
-    if latest.exists():
-        runtime.resume_from = latest
+def _here(cfg: Config, out_dir: Path, run_id: str | None, runtime: Runtime | None) -> dict[str, Any]:
+    """In this process, one worker; by default a run directory with a checkpoint continues from it."""
+    if runtime is None:
+        runtime = Runtime(checkpoint_dir=out_dir / "checkpoints")
+        latest = out_dir / "checkpoints" / "latest"
+        if latest.exists():
+            runtime.resume_from = latest
     if run_id:
         runtime.on_report = tracking.MetricLogger(cfg.tracking.tracking_uri, run_id)
+        runtime.run_id = run_id
     return run(cfg, out_dir, runtime)
 
 

@@ -31,6 +31,7 @@ class Runtime:
     checkpoint_dir: Path | None = None  # where local checkpoints go (None: none)
     resume_from: Path | None = None  # a checkpoint directory to continue from
     on_report: Reporter | None = None  # rank 0: tracking (r2d.tracking.MetricLogger)
+    run_id: str | None = None  # the MLflow run it logs to (a Tune trial's checkpoints carry it)
 
     @property
     def is_main(self) -> bool:

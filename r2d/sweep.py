@@ -2,10 +2,10 @@
 
 `run_sweep` reads as its phases: set up (config, storage, Ray, the parent MLflow run), phase 1
 (every distinct Stage 1, once), phase 2 (the Stage 2 trials), then the table, timings and the
-significance report. Each trial is a Tune function trainable, `sweep_trial`, handed a frozen
-`TrialContext` and one `{"trial": {"overrides", "seed"}}` point (Optuna: its suggested settings),
-which runs its training(s) through `r2d.runner.train` on Ray Train (Train V2 inside Tune, metrics
-forwarded by `TuneReportCallback`). Seeds are repeats, never searched: a grid trial is one
+significance report. Each trial is a Tune function trainable, `r2d.trial.sweep_trial`, handed a
+frozen `TrialContext` and one `{"trial": {"overrides", "seed"}}` point (Optuna: its suggested
+settings): a one-worker training runs in the trial's own process, a multi-worker one on Ray Train
+inside the trial. Seeds are repeats, never searched: a grid trial is one
 (configuration, seed); an Optuna trial is one configuration run on every seed, its objective the
 mean best dev macro-F1. Each training is its own MLflow child run under the sweep's parent run.
 """
@@ -18,7 +18,6 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +25,15 @@ import optuna
 import ray
 import torch
 from ray import tune
-from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from r2d import runner, tracking
-from r2d.config import load_config, validate_config
+from r2d.config import Config, load_config, validate_config
 from r2d.console import TrialLines, send_ray_logs_to
 from r2d.distributed import ensure_ray
 from r2d.health import UNHEALTHY
-from r2d.placement import max_concurrent_trials, trials_on
+from r2d.placement import in_trial_process, max_concurrent_trials, trial_resources, trials_on
 from r2d.plan import (
     PlannedTrial,
     Question,
@@ -49,7 +47,6 @@ from r2d.plan import (
     to_train,
     write_plan,
 )
-from r2d.record import final_metrics
 from r2d.stage1_store import Stage1Store
 from r2d.study import (
     OPTUNA_KEYS,
@@ -59,8 +56,8 @@ from r2d.study import (
     check_study,
     default_optuna_space,
     trial_config,
-    trial_key,
 )
+from r2d.trial import TrialContext, sweep_trial
 
 # A training's wall time outside its workers, as `r2d.runner` splits it into timings.
 OVERHEAD_PARTS = ("ray_start_s", "ray_end_s", "driver_s")
@@ -68,58 +65,6 @@ OVERHEAD_PARTS = ("ray_start_s", "ray_end_s", "driver_s")
 
 class SweepFailed(RuntimeError):
     """The sweep ran, but no trial finished and none was reused: there is nothing to analyse."""
-
-
-@dataclass(frozen=True)
-class TrialContext:
-    """What every trial of a sweep shares; handed to the trainable once (tune.with_parameters)."""
-
-    base: dict[str, Any]  # the user's config (r2d.config.read_config): trial settings go on top
-    seeds: tuple[int, ...]
-    sweep_id: str
-    parent_run_id: str
-    tracking_uri: str
-    experiment: str
-    runs_dir: str
-    stage1_only: bool = False  # phase 1: train (or find) the Stage 1 result and stop
-
-
-# --------------------------------------------------------------------------- the trainable
-def _finished_child(ctx: TrialContext, key: str) -> dict | None:
-    """A FINISHED child run of this sweep for this (configuration, seed), if a previous attempt made one."""
-    runs = tracking.search_runs(ctx.tracking_uri, ctx.experiment,
-                                f"tags.`r2d.sweep_id` = '{ctx.sweep_id}' and tags.`r2d.trial_key` = '{key}' "
-                                "and attributes.status = 'FINISHED'", max_results=1)
-    return runs[0].data.metrics if runs else None
-
-
-def sweep_trial(config: dict[str, Any], ctx: TrialContext) -> None:
-    """The Tune function trainable: one configuration, on one seed (grid) or on all seeds (Optuna)."""
-    point = config.get("trial", {})
-    overrides = {**point.get("overrides", {}), **{OPTUNA_KEYS[k]: v for k, v in config.items() if k in OPTUNA_KEYS}}
-    seeds = [point["seed"]] if "seed" in point else list(ctx.seeds)
-    if ctx.stage1_only:
-        for seed in seeds:
-            info = runner.train_stage1(trial_config(ctx.base, overrides, seed))
-            tune.report({"stage1_done": 1, "stage1_reused": info.get("stage1_reused", 0.0)})
-        return
-    trial_id = tune.get_context().get_trial_id()
-    objectives, finals = [], {}
-    for seed in seeds:
-        key = trial_key(overrides, seed)
-        done = _finished_child(ctx, key)
-        if done is not None:  # a resumed trial: this seed already finished and is logged; don't redo
-            objectives.append(done.get("best_dev_macro_f1", float("nan")))
-            continue
-        tags = {"r2d.sweep_id": ctx.sweep_id, "r2d.trial_key": key, "r2d.trial_id": trial_id,
-                "r2d.overrides": json.dumps(overrides, sort_keys=True)}
-        summary = runner.train(trial_config(ctx.base, overrides, seed), Path(ctx.runs_dir) / key, on_ray=True,
-                               parent_run_id=ctx.parent_run_id, tags=tags, callbacks=[TuneReportCallback()])
-        objectives.append(summary["stage2"]["best_dev_macro_f1"])
-        finals = final_metrics(summary)
-        finals.update({f"health/{name}": float(value) for name, value in summary.get("health", {}).items()})
-        finals.update({"timing/" + k: v for k, v in summary.get("timings", {}).items()})
-    tune.report({"objective": float(sum(objectives) / len(objectives)), "seeds_done": len(objectives), **finals})
 
 
 # --------------------------------------------------------------------------- the driver
@@ -147,12 +92,15 @@ def _stage2_search(study: Study, opts: SweepOptions, trials: list[PlannedTrial])
     return {}, search_alg, scheduler, opts.samples
 
 
-def _run_tune(sweep_dir: Path, phase: str, ctx: TrialContext, trial_cpus: float, param_space: dict,
+def _run_tune(sweep_dir: Path, phase: str, ctx: TrialContext, cfg: Config, param_space: dict,
               concurrency: int, opts: SweepOptions, search_alg=None, scheduler=None, num_samples: int = 1):
     path = sweep_dir / phase
     total = len(param_space["trial"]["grid_search"]) if "trial" in param_space else num_samples
     callbacks = [] if opts.verbose else [TrialLines(phase, total, concurrency)]
-    trainable = tune.with_resources(tune.with_parameters(sweep_trial, ctx=ctx), {"cpu": trial_cpus})
+    trainable = tune.with_resources(tune.with_parameters(sweep_trial, ctx=ctx), trial_resources(cfg.resources))
+    # A trial that trains in its own process is restarted by Tune from its last checkpoint; one that
+    # drives Ray Train has Train restart its workers (r2d.distributed), so Tune must not restart it too.
+    retries = cfg.resources.max_failures if in_trial_process(cfg.resources) else 0
     if opts.resume and tune.Tuner.can_restore(str(path)):
         # Finished trials are kept, unfinished ones continue, errored ones rerun only if asked;
         # the searcher (Optuna's study) is restored with the experiment state.
@@ -168,7 +116,8 @@ def _run_tune(sweep_dir: Path, phase: str, ctx: TrialContext, trial_cpus: float,
                                         max_concurrent_trials=concurrency,
                                         reuse_actors=True),  # a trial process (and its imports) serves many
             run_config=tune.RunConfig(name=phase, storage_path=str(sweep_dir), verbose=1 if opts.verbose else 0,
-                                      failure_config=tune.FailureConfig(max_failures=0), callbacks=callbacks),
+                                      failure_config=tune.FailureConfig(max_failures=retries),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=2), callbacks=callbacks),
         )
     return tuner.fit()
 
@@ -327,7 +276,7 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
                          trials=[dataclasses.asdict(t) for t in trials])
             (sweep_dir / "sweep.json").write_text(json.dumps(state, indent=1))
             ctx = TrialContext(base, tuple(study.seeds), sweep_id, parent, uri, study.name, str(sweep_dir / "runs"))
-            results = _train(study, opts, trials, ctx, sweep_dir, base_cfg.resources.trial_cpus, concurrency, timings)
+            results = _train(study, opts, trials, ctx, sweep_dir, base_cfg, concurrency, timings)
             orphans = tracking.close_running(uri, study.name, sweep_id, parent,
                                              "stopped: its trial ended without finishing (early stopping or error)")
             # ---- the table, timings and the significance report
@@ -357,7 +306,7 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
 
 
 def _train(study: Study, opts: SweepOptions, trials: list, ctx: TrialContext, sweep_dir: Path,
-           trial_cpus: float, concurrency: int, timings: dict[str, float]) -> list:
+           cfg: Config, concurrency: int, timings: dict[str, float]) -> list:
     """Phase 1, every distinct Stage 1 once; phase 2, the Stage 2 trials. Returns Tune's results and
     records each phase's wall time in ``timings``."""
     # ---- phase 1: every distinct Stage 1, once
@@ -369,14 +318,14 @@ def _train(study: Study, opts: SweepOptions, trials: list, ctx: TrialContext, sw
     if not opts.resume:  # a Stage 1 already in the store needs no fit (a resume keeps its grid)
         points = [p for p in points if not Stage1Store(trial_config(ctx.base, p["overrides"], p["seed"])).done()]
     if points:
-        _run_tune(sweep_dir, "stage1", dataclasses.replace(ctx, stage1_only=True), trial_cpus,
+        _run_tune(sweep_dir, "stage1", dataclasses.replace(ctx, stage1_only=True), cfg,
                   {"trial": tune.grid_search(points)}, concurrency, opts)
     timings["stage1_s"] = time.time() - t
     # ---- phase 2: the Stage 2 trials
     t = time.time()
     param_space, search_alg, scheduler, samples = _stage2_search(study, opts, trials)
     results = [] if opts.search == "grid" and not to_train(trials) else _run_tune(
-        sweep_dir, "stage2", ctx, trial_cpus, param_space, concurrency, opts, search_alg, scheduler, samples)
+        sweep_dir, "stage2", ctx, cfg, param_space, concurrency, opts, search_alg, scheduler, samples)
     timings["stage2_trials_s"] = time.time() - t
     return results
 

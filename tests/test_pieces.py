@@ -16,7 +16,7 @@ from r2d.record import final_metrics
 from r2d.runtime import Runtime
 from r2d.sampling import ScheduledSampler
 from r2d.schedules import ConfidenceGate
-from r2d.sweep import TrialContext
+from r2d.trial import TrialContext
 
 
 class Capture(Runtime):
