@@ -89,6 +89,9 @@ class StageConfig(_Section):
 class Stage1Config(StageConfig):
     enabled: bool = True
     max_steps: int = Field(1000, ge=1)
+    # None: the run's seed (each seed its own Stage 1). A fixed seed gives every seed of a study one
+    # Stage 1, a shared starting point like a pretrained checkpoint: the seeds then vary Stage 2 only.
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
     # Where Stage 1 results are kept by hash, to be reused by many Stage 2 runs (local path or
     # s3://, gs://). None: `resources.storage_path`/stage1, the storage all nodes share.
     cache_dir: str | None = None
@@ -223,6 +226,10 @@ class Config(_Section):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def stage_seed(self, stage: int) -> int:
+        """The seed a stage draws from: Stage 1's own (`stage1.seed`) if set, else the run's."""
+        return self.stage1.seed if stage == 1 and self.stage1.seed is not None else self.seed
 
 
 def _config_error(err: ValidationError, source: str) -> ConfigError:

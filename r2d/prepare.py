@@ -38,7 +38,9 @@ def prepare(cfg: Config, device: torch.device) -> Prepared:
     if cfg.resources.torch_threads:
         torch.set_num_threads(cfg.resources.torch_threads)
     ds = load_dataset(cfg.data)
-    model, tokenizer = load_model(cfg.model, cfg.seed, tokenizer_corpus(ds.train, ds.labels))
+    # The initial weights are Stage 1's starting point when it trains (its seed), else Stage 2's.
+    init_seed = cfg.stage_seed(1 if cfg.stage1.enabled else 2)
+    model, tokenizer = load_model(cfg.model, init_seed, tokenizer_corpus(ds.train, ds.labels))
     model.to(device)
     d = cfg.data
     splits = {

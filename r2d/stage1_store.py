@@ -21,8 +21,8 @@ def stage1_key(cfg: Config) -> str:
     picked = {
         "model": cfg.model.model_dump(exclude={"cache_dir"}),
         "data": cfg.data.model_dump(),
-        "stage1": cfg.stage1.model_dump(exclude={"cache_dir", "enabled"}),
-        "seed": cfg.seed,
+        "stage1": cfg.stage1.model_dump(exclude={"cache_dir", "enabled", "seed"}),  # its seed: below
+        "seed": cfg.stage_seed(1),
     }
     return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -105,7 +105,7 @@ def setup_stage(stage: int, prep: Prepared, runtime: Runtime, work_dir: Path, re
         ema=ema,
         scaler=torch.amp.GradScaler("cuda", enabled=runtime.device.type == "cuda"
                                     and cfg.resources.precision == "fp16"),
-        order=BatchOrder(len(prep.splits["train"]), scfg.batch_size, cfg.seed + 1000 * stage),
+        order=BatchOrder(len(prep.splits["train"]), scfg.batch_size, cfg.stage_seed(stage) + 1000 * stage),
         schedule=schedule,
         sampler=ScheduledSampler(cfg, prep.ds.labels, LabelScorer(prep.tokenizer, prep.ds.labels, runtime.device),
                                  prep.tokenizer, runtime.rank),
@@ -117,7 +117,7 @@ def setup_stage(stage: int, prep: Prepared, runtime: Runtime, work_dir: Path, re
     # Each stage draws its randomness (dropout) from its own seed, so Stage 2 is a function of (the
     # Stage 1 weights, the config, the seed) only: the same whether Stage 1 was just trained in this
     # process (its steps consumed random numbers) or fetched from the store. A resume restores the RNG.
-    torch.manual_seed(cfg.seed + 1000 * stage)
+    torch.manual_seed(cfg.stage_seed(stage) + 1000 * stage)
     if resume is not None:
         loop.state = restore(resume, loop.best_dir, **_components(loop))
     return loop
@@ -138,7 +138,7 @@ def train_step(loop: StageLoop, step: int, prep: Prepared, runtime: Runtime) -> 
     a = alpha_at(step, cfg.stage2.alpha, loop.alpha_warmup_steps) if stage == 2 else 0.0
     p = loop.schedule(step) if joint else 0.0
     my_rows = loop.order.shard(step, runtime.rank, runtime.world_size)
-    uniforms = step_uniforms(cfg.seed, step, scfg.batch_size)  # the global batch's draws
+    uniforms = step_uniforms(cfg.stage_seed(stage), step, scfg.batch_size)  # the global batch's draws
     my_uniforms = uniforms[runtime.rank * len(my_rows) : (runtime.rank + 1) * len(my_rows)]
     micro = len(my_rows) // scfg.grad_accum
     stats = {"loss": 0.0, "loss_pred": 0.0, "loss_expl": 0.0, "used_predicted": 0.0}

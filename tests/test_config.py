@@ -56,3 +56,14 @@ def test_every_shipped_config_validates():
 
     for path in sorted(Path("configs").glob("*.yaml")):
         load_config(path)
+
+
+def test_a_fixed_stage1_seed_shares_one_stage1_across_seeds():
+    """stage1.seed: every seed of a study trains (and finds) the same Stage 1; unset, each seed has its own."""
+    from r2d.stage1_store import stage1_key
+
+    shared = [load_config(None, [f"seed={s}", "stage1.seed=7"]) for s in (0, 1)]
+    own = [load_config(None, [f"seed={s}"]) for s in (0, 1)]
+    assert stage1_key(shared[0]) == stage1_key(shared[1]) == stage1_key(load_config(None, ["seed=7"]))
+    assert stage1_key(own[0]) != stage1_key(own[1])
+    assert [c.stage_seed(1) for c in shared] == [7, 7] and [c.stage_seed(2) for c in shared] == [0, 1]
