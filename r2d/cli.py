@@ -16,6 +16,7 @@ from r2d import runner
 from r2d.config import ConfigError, DataConfig, Options, blame, load_config, override_origins
 from r2d.data import DataError, load_dataset
 from r2d.evaluate import evaluate, write_run_dir
+from r2d.health import health_line
 from r2d.modeling import ModelError
 from r2d.preflight import check_run, check_writable
 from r2d.prepare import prepare
@@ -97,6 +98,8 @@ def _print_summary(summary: dict, out: Path) -> None:
         print(f"{split}: {json.dumps(shown)}")
     for note in summary.get("notes", []):
         print(f"note: {note}")
+    if "health" in summary:
+        print(health_line(summary["health"]))
     print(f"run directory: {out}")
 
 

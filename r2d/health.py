@@ -70,3 +70,22 @@ def failed_flags(diverged: bool) -> dict[str, bool]:
 def unhealthy(health: dict[str, bool]) -> list[str]:
     """The names of the flags that make a run unhealthy, in FLAGS order."""
     return [name for name in UNHEALTHY if health.get(name)]
+
+
+# What to try, per unhealthy flag (the settings named are the config's).
+ADVICE = {
+    "collapsed": "the rationales are degenerate (empty, a label, or one string): try a higher stage2.lr, "
+                 "a lower stage2.alpha, or more stage1.max_steps",
+    "still_improving": "the best dev score came at the last evaluation: try more stage2.max_steps",
+    "diverged": "the label loss rose (or was not finite): try a lower stage2.lr",
+    "failed": "the run did not finish: see run.json's error",
+}
+
+
+def health_line(health: dict[str, bool]) -> str:
+    """One line for the console at the end of a training: its flags and what to try."""
+    bad = unhealthy(health)
+    if not bad:
+        stopped = " (stopped early by patience)" if health.get("early_stopped") else ""
+        return f"health: healthy{stopped}"
+    return "health: " + "; ".join(f"{name}: {ADVICE[name]}" for name in bad)

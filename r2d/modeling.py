@@ -30,11 +30,15 @@ from transformers import (
     T5ForConditionalGeneration,
     T5Tokenizer,
 )
+from transformers.utils import logging as hf_logging
 
 from r2d import prompts
 from r2d.config import ModelConfig
 
 TINY = "tiny-t5"
+# transformers' own bars ('Loading weights', 'Writing model shards', one per load or save) say
+# nothing to a user of r2d; the training's own progress bar and summary lines do.
+hf_logging.disable_progress_bar()
 
 
 class ModelError(ValueError):

@@ -227,3 +227,19 @@ def test_evaluate_cli_reproduces_saved_run(trained, capsys):
     before = (run_dir / "predictions/dev.csv").read_bytes()
     assert main(["evaluate", "--run", str(run_dir), "--split", "dev"]) == 0
     assert (run_dir / "predictions/dev.csv").read_bytes() == before
+
+
+def test_r2d_train_says_how_the_training_went(cache_dir, tmp_path, capsys):
+    """The console ends with one health line naming what to try, and no transformers save/load bars."""
+    from r2d.cli import main
+
+    args = ["train", "--out", str(tmp_path / "run")]
+    for override in tiny_overrides(cache_dir):
+        args += ["--set", override]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    record = json.loads((tmp_path / "run/run.json").read_text())
+    assert record["health"]["collapsed"]  # six steps from scratch (test_a_collapsed_run_is_flagged)
+    health = [line for line in out.splitlines() if line.startswith("health: ")]
+    assert len(health) == 1 and "collapsed" in health[0] and "stage2.lr" in health[0]
+    assert "Writing model shards" not in out + err and "Loading weights" not in out + err
