@@ -18,6 +18,8 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -210,38 +212,30 @@ def _restored_plan(state: dict[str, Any]) -> list[PlannedTrial] | None:
     return [PlannedTrial(**t) for t in state["trials"]] if "trials" in state else None
 
 
-def _analyse(uri: str, study: Study, sweep: dict[str, Any], sweep_dir: Path, questions: list[Question] | None,
-             trials: list[PlannedTrial]):
-    """The significance report over the sweep's finished runs and the runs it reused (analysis/),
-    attached to the parent; with questions, the referee report (referee.md, referee.html) as well."""
-    try:  # analysis/ ships beside r2d in this repository, but a library install may leave it out
-        from analysis.mlflow_runs import load_mlflow_runs
-        from analysis.referee import build_referee_report, load_plan
-        from analysis.report import attach_to_mlflow, build_report
-    except ImportError:  # the per-trial table is printed instead
-        return None
-    out, cache = sweep_dir / "report", sweep_dir / "report" / "cache"
-    runs = load_mlflow_runs(experiment=study.name, sweep_id=sweep["sweep_id"], tracking_uri=uri, cache_dir=cache).runs
-    reused = sorted({t.reused_run_id for t in trials if t.reused_run_id})
-    if reused:
-        ids = ", ".join(f"'{r}'" for r in reused)
-        runs += load_mlflow_runs(experiment=study.name, filter_string=f"attributes.run_id IN ({ids})",
-                                 tracking_uri=uri, cache_dir=cache).runs
-    if not (questions and any(q.point for q in questions)):
-        report = build_report(runs, out_dir=out)
-        attach_to_mlflow(report, sweep["parent_run_id"], tracking_uri=uri)
-        return report
-    # a plan: each question's report (its own baseline, its own family of comparisons) and the referee's
-    plan_file = write_plan(sweep_dir / "plan.json", plan_json(sweep["sweep_id"], questions, trials))
-    report = build_referee_report(load_plan(plan_file), runs, sweep_dir / "referee")
-    tracking.log_artifacts(uri, sweep["parent_run_id"], sweep_dir, ["plan.json"], [])
-    tracking.log_artifacts(uri, sweep["parent_run_id"], sweep_dir, [], ["referee"])
-    return report
+@dataclass(frozen=True)
+class FinishedSweep:
+    """What an analysis of a finished sweep needs (handed to `run_sweep`'s `analyse`): the tracking
+    store, the experiment and sweep, the parent run to attach to, and the plan (reused runs included)."""
+
+    tracking_uri: str
+    experiment: str
+    sweep_id: str
+    parent_run_id: str
+    sweep_dir: Path
+    questions: list[Question] | None
+    trials: list[PlannedTrial]
+    plan_file: Path | None  # plan.json, for a plan of questions
 
 
-def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None = None) -> dict[str, Any]:
+# The study scripts' analysis (sweeps/_common.py composes r2d and analysis/): the library never
+# imports the analysis layer; it calls what it is handed, inside the parent run's life.
+Analyse = Callable[[FinishedSweep], Any]
+
+
+def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None = None,
+              analyse: Analyse | None = None) -> dict[str, Any]:
     """Run (or resume) a study, or a plan of questions over one preset (sweeps/referee.py); returns a
-    summary with the results table and the report paths."""
+    summary with the results table and `analyse`'s report (None without one, or with --no-analysis)."""
     _check_all(study, opts, questions)  # before anything is created
     base = base_config(study, opts)
     uri, storage = base["tracking"]["tracking_uri"], base["resources"]["storage_path"]
@@ -283,10 +277,14 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
             table = results_table(results)
             check_something_finished(table, trials, sweep_dir)
             timings.update(overhead_timings(table))
-            report = None
-            if opts.analysis:
+            report, plan_file = None, None
+            if questions and any(q.point for q in questions):  # a plan: its questions and trials, kept
+                plan_file = write_plan(sweep_dir / "plan.json", plan_json(sweep_id, questions, trials))
+                tracking.log_artifacts(uri, parent, sweep_dir, ["plan.json"], [])
+            if opts.analysis and analyse is not None:
                 t = time.time()
-                report = _analyse(uri, study, state, sweep_dir, questions, trials)
+                report = analyse(FinishedSweep(uri, study.name, sweep_id, parent, sweep_dir, questions, trials,
+                                               plan_file))
                 timings["analysis_s"] = time.time() - t
             timings["total_s"] = time.time() - t_start
             state["timings"] = timings

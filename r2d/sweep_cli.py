@@ -15,7 +15,7 @@ from r2d.modeling import ModelError
 from r2d.overrides import parse_override
 from r2d.plan import Question
 from r2d.study import Study, SweepOptions
-from r2d.sweep import SweepFailed, dry_run, run_sweep
+from r2d.sweep import Analyse, SweepFailed, dry_run, run_sweep
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -154,10 +154,11 @@ def questions_for(questions: list[Question], study: Study, args: argparse.Namesp
 
 
 def main_for(study: Study, argv: list[str] | None = None, presets: dict[str, Study] | None = None,
-             plans: dict[str | None, list[Question]] | None = None) -> int:
+             plans: dict[str | None, list[Question]] | None = None, analyse: Analyse | None = None) -> int:
     """The command line of a study script: parse, check, run the sweep (or --dry-run: print its plan),
     print its summary. `plans` (sweeps/referee.py): the questions of each preset (None: the default),
-    composed over the study `study` / `presets[name]`. Bad input (options, config, data, model) is
+    composed over the study `study` / `presets[name]`. `analyse`: the significance report of the
+    finished sweep (sweeps/_common.py's, which composes the analysis layer). Bad input (options, config, data, model) is
     one line on stderr and exit code 2, before anything is created; a sweep in which no trial finished,
     one line and exit code 1 (its parent run FAILED)."""
     p = build_parser(study, presets or {})
@@ -175,7 +176,7 @@ def main_for(study: Study, argv: list[str] | None = None, presets: dict[str, Stu
         if args.dry_run:
             print("\n".join(dry_run(chosen, opts, questions)))
             return 0
-        summary = run_sweep(chosen, opts, questions)
+        summary = run_sweep(chosen, opts, questions, analyse)
     except (ConfigError, DataError, ModelError, FileNotFoundError) as err:
         print(f"{p.prog}: error: {err}", file=sys.stderr)
         return 2

@@ -1,6 +1,17 @@
-"""What the study scripts share: the repository root, so presets resolve from any working directory."""
+"""What the study scripts share: the repository root (presets resolve from any working directory),
+and `analyse_sweep`, the one place that composes the library (r2d) with the analysis layer: a
+finished sweep's runs -> the significance report (or, for a plan, the referee report), attached to
+the sweep's parent MLflow run. r2d never imports analysis/; run_sweep calls what it is handed here.
+"""
 
 from pathlib import Path
+from typing import Any
+
+from analysis.mlflow_runs import load_mlflow_runs
+from analysis.referee import build_referee_report, load_plan
+from analysis.report import attach_to_mlflow, build_report
+from r2d import tracking
+from r2d.sweep import FinishedSweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,3 +25,24 @@ def preset(name: str) -> str:
 # linear-decay trials with the weight average, early stops included; 2026-11-24). --dry-run's
 # estimate when the tracking store has no earlier runs of the study.
 CPU_ESTIMATE_S = (158.0, 381.0)
+
+
+def analyse_sweep(sweep: FinishedSweep) -> Any:
+    """The significance report over the sweep's finished runs and the runs it reused, attached to its
+    parent run; for a plan of questions, the referee report (referee.md, referee.html) as well."""
+    out, cache = sweep.sweep_dir / "report", sweep.sweep_dir / "report" / "cache"
+    runs = load_mlflow_runs(experiment=sweep.experiment, sweep_id=sweep.sweep_id, tracking_uri=sweep.tracking_uri,
+                            cache_dir=cache).runs
+    reused = sorted({t.reused_run_id for t in sweep.trials if t.reused_run_id})
+    if reused:
+        ids = ", ".join(f"'{r}'" for r in reused)
+        runs += load_mlflow_runs(experiment=sweep.experiment, filter_string=f"attributes.run_id IN ({ids})",
+                                 tracking_uri=sweep.tracking_uri, cache_dir=cache).runs
+    if sweep.plan_file is None:
+        report = build_report(runs, out_dir=out)
+        attach_to_mlflow(report, sweep.parent_run_id, tracking_uri=sweep.tracking_uri)
+        return report
+    # a plan: each question's report (its own baseline, its own family of comparisons) and the referee's
+    report = build_referee_report(load_plan(sweep.plan_file), runs, sweep.sweep_dir / "referee")
+    tracking.log_artifacts(sweep.tracking_uri, sweep.parent_run_id, sweep.sweep_dir, [], ["referee"])
+    return report

@@ -6,7 +6,7 @@
 
 import sys
 
-from _common import CPU_ESTIMATE_S, preset
+from _common import CPU_ESTIMATE_S, analyse_sweep, preset
 
 from r2d.study import Study
 from r2d.sweep_cli import main_for
@@ -31,4 +31,4 @@ PRESETS = {
 }
 
 if __name__ == "__main__":
-    sys.exit(main_for(DEFAULT, presets=PRESETS))
+    sys.exit(main_for(DEFAULT, presets=PRESETS, analyse=analyse_sweep))

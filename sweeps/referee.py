@@ -17,6 +17,7 @@ import sys
 import ablations
 import rationale_source
 import schedule_sensitivity
+from _common import analyse_sweep
 
 from r2d.plan import Question
 from r2d.study import Study
@@ -70,4 +71,4 @@ for _name, _source, _seeds in (("pubmedqa-t5-base", None, [0, 1, 2, 3, 4]),
     PLANS[_name] = questions(ablations.PRESETS[_name], schedule_sensitivity.PRESETS[_name], _source, _seeds)
 
 if __name__ == "__main__":
-    sys.exit(main_for(DEFAULT, presets=PRESETS, plans=PLANS))
+    sys.exit(main_for(DEFAULT, presets=PRESETS, plans=PLANS, analyse=analyse_sweep))
