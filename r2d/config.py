@@ -84,6 +84,9 @@ class StageConfig(_Section):
     weight_decay: float = Field(0.0, ge=0.0)
     eval_every: int = Field(100, ge=1)
     patience: int = Field(5, ge=1)  # evaluations without improvement
+    # An evaluation improves on the best only by more than this (dev loss down, dev macro-F1 up; as
+    # Keras' and Lightning's min_delta): smaller gains are noise, for selection, patience and health.
+    min_delta: float = Field(0.0, ge=0.0)
 
 
 class Stage1Config(StageConfig):

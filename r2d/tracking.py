@@ -24,6 +24,11 @@ def client(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
+# MLflow 3's UI opens an experiment of unknown kind on its (empty) traces view; a model-training
+# experiment opens on the runs table, the sweep's parent run with its children.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def experiment_id(uri: str, name: str) -> str:
     """The experiment's id, created if missing (artifacts beside a sqlite database)."""
     c = client(uri)
@@ -34,7 +39,7 @@ def experiment_id(uri: str, name: str) -> str:
     if uri.startswith("sqlite:///"):  # artifacts beside the database, wherever the process runs from
         location = Path(uri[len("sqlite:///"):]).resolve().parent.joinpath("mlruns").as_uri()
     try:
-        return c.create_experiment(name, artifact_location=location)
+        return c.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
     except Exception:  # created concurrently by another trial
         return c.get_experiment_by_name(name).experiment_id
 

@@ -182,10 +182,10 @@ def evaluate_and_select(loop: StageLoop, step: int, prep: Prepared, runtime: Run
     selected = loop.task_model if loop.ema is None else TaskModel(loop.ema.module)  # what is scored and kept
     if loop.stage == 1:
         score = dev_loss(loop.task_model, prep.splits["dev"], prep.tokenizer.pad_token_id, prep.cfg, runtime)
-        improved, logged = score < st.best, {"stage1/dev_loss": score}
+        improved, logged = score < st.best - loop.scfg.min_delta, {"stage1/dev_loss": score}
     else:
         score = dev_macro_f1(selected, prep.tokenizer, prep.splits["dev"], prep.ds.labels, prep.cfg, runtime)
-        improved, logged = score > st.best, {"stage2/dev_macro_f1": score}
+        improved, logged = score > st.best + loop.scfg.min_delta, {"stage2/dev_macro_f1": score}
         if loop.plateau:
             loop.lr_schedule.step(score)
             logged["stage2/lr"] = loop.optimizer.param_groups[0]["lr"]

@@ -21,16 +21,17 @@ def preset(name: str) -> str:
 
 
 # (Stage 1, one Stage 2 trial) wall seconds of configs/triage-tiny-sweep.yaml on 2 CPU cores, two
-# trainings at once, Ray's start-up included: the medians of one default schedule sweep (300-step
-# linear-decay trials with the weight average, early stops included; 2026-11-24). --dry-run's
-# estimate when the tracking store has no earlier runs of the study.
-CPU_ESTIMATE_S = (158.0, 381.0)
+# trainings at once, in Tune trial processes: the recipe probes of 2026-12-04 (bench/RECIPE.md).
+# --dry-run's estimate when the tracking store has no earlier runs of the study.
+CPU_ESTIMATE_S = (72.0, 66.0)
 
 
 def analyse_sweep(sweep: FinishedSweep) -> Any:
     """The significance report over the sweep's finished runs and the runs it reused, attached to its
     parent run; for a plan of questions, the referee report (referee.md, referee.html) as well."""
-    out, cache = sweep.sweep_dir / "report", sweep.sweep_dir / "report" / "cache"
+    # the runs' downloaded predictions stay outside the report folder: the parent run gets the report,
+    # not a second copy of its children's predictions
+    out, cache = sweep.sweep_dir / "report", sweep.sweep_dir / "report-cache"
     runs = load_mlflow_runs(experiment=sweep.experiment, sweep_id=sweep.sweep_id, tracking_uri=sweep.tracking_uri,
                             cache_dir=cache).runs
     reused = sorted({t.reused_run_id for t in sweep.trials if t.reused_run_id})
@@ -41,8 +42,11 @@ def analyse_sweep(sweep: FinishedSweep) -> Any:
     if sweep.plan_file is None:
         report = build_report(runs, out_dir=out)
         attach_to_mlflow(report, sweep.parent_run_id, tracking_uri=sweep.tracking_uri)
-        return report
-    # a plan: each question's report (its own baseline, its own family of comparisons) and the referee's
-    report = build_referee_report(load_plan(sweep.plan_file), runs, sweep.sweep_dir / "referee")
-    tracking.log_artifacts(sweep.tracking_uri, sweep.parent_run_id, sweep.sweep_dir, [], ["referee"])
+        summary = report.markdown
+    else:  # a plan: each question's report (its own baseline and family of comparisons) and the referee's
+        report = build_referee_report(load_plan(sweep.plan_file), runs, sweep.sweep_dir / "referee")
+        tracking.log_artifacts(sweep.tracking_uri, sweep.parent_run_id, sweep.sweep_dir, [], ["referee"])
+        summary = "\n".join(report.verdict_lines())
+    # the parent run's description in the MLflow UI: the verdicts, above its children
+    tracking.set_tags(sweep.tracking_uri, sweep.parent_run_id, {"mlflow.note.content": summary})
     return report

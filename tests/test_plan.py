@@ -37,7 +37,10 @@ def test_a_configuration_asked_twice_is_one_trial():
     shared = [t for t in trials if len(t.questions) == 2]
     assert len(shared) == 2 and all(t.overrides == {"variant": "r2d"} for t in shared)
     assert len({t.system_id for t in trials}) == 3
-    assert len(stage1_points(trials)) == 2  # one Stage 1 per seed, shared by all
+    # the preset fixes stage1.seed: one Stage 1 for every seed and system; unset, one per seed
+    assert len(stage1_points(trials)) == 1
+    per_seed = {**RAW, "stage1": {**RAW["stage1"], "seed": None}}
+    assert len(stage1_points(plan_trials([controls, schedule], per_seed))) == 2
 
 
 def test_reused_trials_are_not_trained_and_need_no_stage1():

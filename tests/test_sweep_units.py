@@ -25,16 +25,20 @@ def test_trial_config_applies_overrides_and_seed():
 
 
 def test_stage1_plan_one_per_seed_and_source():
-    def stage1_of(study):
-        return stage1_points(plan_trials([study_question(study)], RAW))
+    per_seed = {**RAW, "stage1": {**RAW["stage1"], "seed": None}}  # each seed its own Stage 1
+
+    def stage1_of(study, raw=per_seed):
+        return stage1_points(plan_trials([study_question(study)], raw))
 
     schedule = Study("s", "unused", grid={"stage2.schedule.shape": ["linear", "step"],
                                           "stage2.schedule.transition": [0.3, 0.6]}, seeds=[0, 1])
     assert len(stage1_of(schedule)) == 2  # 8 configs x 2 seeds share 2
+    assert len(stage1_of(schedule, RAW)) == 1  # the preset's fixed stage1.seed: one for the study
     sources = Study("r", "unused", grid={"variant": ["r2d", "dss"], "data.rationale_source": ["llm", "nurse"]},
                     seeds=[0, 1, 2])
     points = stage1_of(sources)
     assert len(points) == 6  # dss has no Stage 1; r2d: 2 sources x 3 seeds
+    assert len(stage1_of(sources, RAW)) == 2  # a shared Stage 1 per rationale source
     assert all(set(p["overrides"]) == {"data.rationale_source"} for p in points)
     assert stage1_of(Study("n", "unused", grid={"variant": ["sft", "combined_ft"]})) == []
 

@@ -221,6 +221,14 @@ def test_grid_sweep_with_a_failing_trial(ray_cluster, tmp_path):
     assert {"search_space.json", "timings.json", "analysis"} <= names
     analysis = {a.path for a in c.list_artifacts(parents[0].info.run_id, "analysis")}
     assert "analysis/significance.md" in analysis
+    assert "analysis/cache" not in analysis  # no second copy of the children's predictions
+    # the MLflow UI: an ML experiment (opens on the runs table), the verdicts as the parent's description
+    assert c.get_experiment_by_name("schedule_sensitivity").tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "| system |" in parents[0].data.tags["mlflow.note.content"]
+    # single-worker trials train in their own Tune trial process: no Ray Train worker
+    runtime = json.loads((tmp_path / "dl" / finished[0].info.run_id / "metrics.json").read_text())["runtime"]
+    assert runtime["path"] == "tune_trial"
+    assert runtime["workers"][0]["pid"] == int(finished[0].data.tags["r2d.trial_pid"])
 
 
 def test_optuna_sweep_runs_each_configuration_on_every_seed(ray_cluster, tmp_path):

@@ -243,3 +243,12 @@ def test_r2d_train_says_how_the_training_went(cache_dir, tmp_path, capsys):
     health = [line for line in out.splitlines() if line.startswith("health: ")]
     assert len(health) == 1 and "collapsed" in health[0] and "stage2.lr" in health[0]
     assert "Writing model shards" not in out + err and "Loading weights" not in out + err
+
+
+def test_a_gain_below_min_delta_is_not_an_improvement(cache_dir, tmp_path):
+    """stage2.min_delta: only the first evaluation beats -inf by more than 1.0 of macro-F1, so it stays
+    the best (the selected weights), and the run is not 'still improving' at its last evaluation."""
+    summary = run(tiny(cache_dir, **{"stage2.min_delta": 1.0, "stage2.patience": 10}), tmp_path)
+    first_eval = tiny(cache_dir).stage2.eval_every - 1
+    assert summary["stage2"]["best_step"] == first_eval < summary["stage2"]["steps"] - 1
+    assert not summary["health"]["still_improving"]
