@@ -30,7 +30,7 @@ from analysis.sequential import (
 )
 from analysis.sequential.boundaries import cache_key, simulate_null_t
 from analysis.sequential.decisions import BETTER, EQUIVALENT, OPEN, WORSE, decide_look
-from analysis.sequential.simulate import run_adaptive
+from analysis.sequential.simulate import expected_trials, run_adaptive
 
 OBF_K5 = [4.8769, 3.3569, 2.6803, 2.2898, 2.0310]
 POCOCK_K5 = [2.4380, 2.4268, 2.4101, 2.3966, 2.3859]
@@ -202,3 +202,10 @@ def test_bad_margin_options_and_values_are_one_line_errors():
         evaluate_look({"correct": {"base": {0: 1.0}}}, start_state(Design(looks=(2, 3), margins={"bleu": 1.0}), "base"))
     with pytest.raises(ValueError, match="design: unknown field"):
         design_from_json('{"looks": [2, 3], "speed": 1}')
+
+
+def test_expected_trials_for_a_dry_run(tmp_path):
+    design = Design(looks=(3, 5, 7), margins={"m": 1.0}, n_sim=SMALL_SIM)
+    figures = expected_trials(design, 3, 2.0, {"none": 0.0, "large": 10.0}, n_sweeps=500, cache_path=tmp_path / "b")
+    assert figures["maximum"] == 28.0
+    assert figures["large"] < figures["none"] <= 28.0  # large effects close early; no difference runs on

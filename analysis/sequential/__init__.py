@@ -6,6 +6,7 @@
 - `decisions`   vectorised decisions of a family at one look (Bonferroni or group-sequential Holm),
                 and the seeds a fixed design would need
 - `look`        the driver's entry point: `evaluate_look(values, state)` -> decisions, systems needing seeds
+- `simulate`    the procedure and the fixed design on many simulated sweeps at once; `expected_trials` (dry run)
 
 The statistic is the paired t over seeds of per-run metric differences (system - baseline, same
 seed): it answers for these test examples (the example part of the crossed test is not in it).
@@ -22,6 +23,7 @@ from analysis.sequential.look import (
     start_state,
     state_from_json,
 )
+from analysis.sequential.simulate import expected_trials, run_adaptive, run_fixed
 
 __all__ = [
     "DEFAULT_MARGINS",
@@ -33,10 +35,13 @@ __all__ = [
     "decide_look",
     "design_from_json",
     "evaluate_look",
+    "expected_trials",
     "fixed_design_seeds",
     "margins_from_options",
     "normal_boundaries",
     "per_seed_values",
+    "run_adaptive",
+    "run_fixed",
     "spent_alpha",
     "start_state",
     "state_from_json",

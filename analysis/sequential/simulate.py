@@ -14,7 +14,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from analysis.sequential.decisions import OPEN, UNDECIDED, boundary_table, decide_look, summary_statistics
-from analysis.sequential.design import Design
+from analysis.sequential.design import Correction, Design
 
 
 @dataclass(frozen=True)
@@ -61,18 +61,60 @@ def run_adaptive(values: np.ndarray, design: Design, margin: float, cache_path=N
     return Outcome(status, closed_at, used, used.sum(axis=1) + used.max(axis=1))
 
 
-def run_fixed(values: np.ndarray, n_seeds: int, alpha: float, margin: float) -> Outcome:
-    """The fixed design on the first `n_seeds` seeds: a t-test over seeds per comparison at alpha / C
-    (Bonferroni), `equivalent` when its interval lies inside +/-margin, else undecided."""
+def run_fixed(
+    values: np.ndarray, n_seeds: int, alpha: float, margin: float, correction: Correction = "bonferroni"
+) -> Outcome:
+    """The fixed design on the first `n_seeds` seeds: a t-test over seeds per comparison, Bonferroni
+    (alpha / C) or Holm (step-down), `equivalent` when its interval at alpha / C lies inside
+    +/-margin, else undecided."""
     values = np.asarray(values, dtype=np.float64)
     differences = values[:, 1:, :n_seeds] - values[:, :1, :n_seeds]
     comparisons = differences.shape[1]
     mean, sd, _ = summary_statistics(differences)
     critical = scipy_stats.t.isf(alpha / comparisons / 2.0, n_seeds - 1)
+    active = np.arange(1, comparisons + 1)  # Holm: the level when `active` comparisons are not rejected
+    efficacy = scipy_stats.t.isf(alpha / active / 2.0, n_seeds - 1) if correction == "holm" else critical
     status = np.zeros(mean.shape, dtype=np.int8)
     status = decide_look(
-        mean, sd, np.full(mean.shape, float(n_seeds)), status, np.full(comparisons, critical), critical, margin
+        mean,
+        sd,
+        np.full(mean.shape, float(n_seeds)),
+        status,
+        np.broadcast_to(efficacy, (comparisons,)),
+        critical,
+        margin,
     )
     status = np.where(status == OPEN, UNDECIDED, status).astype(np.int8)
     used = np.full(mean.shape, n_seeds, dtype=np.int16)
     return Outcome(status, np.where(status != UNDECIDED, 1, 0), used, np.full(len(mean), (comparisons + 1) * n_seeds))
+
+
+def expected_trials(
+    design: Design,
+    n_configurations: int,
+    sd_difference: float,
+    effects: dict[str, float],
+    *,
+    margin: float | None = None,
+    n_sweeps: int = 4000,
+    seed: int = 0,
+    cache_path=None,
+) -> dict[str, float]:
+    """Planning figures for `--dry-run`: the maximum trials and the mean trials under each scenario.
+
+    Normal planning assumptions: per-seed differences with sd `sd_difference` (points), every
+    configuration at the true difference `effects[name]` (e.g. {"no difference": 0, "the MDE": 6.6}).
+    `margin` defaults to the design's first margin. Returns {"maximum": ..., name: mean trials, ...}.
+    """
+    if not sd_difference > 0:
+        raise ValueError(f"sd_difference must be positive, got {sd_difference}")
+    margin = next(iter(design.margins.values())) if margin is None else margin
+    rng = np.random.default_rng(seed)
+    figures = {"maximum": float((n_configurations + 1) * design.max_seeds)}
+    for name, effect in effects.items():
+        # baseline 0, configurations at `effect`; each run carries half the difference's variance
+        shape = (n_sweeps, n_configurations + 1, design.max_seeds)
+        values = rng.normal(0.0, sd_difference / np.sqrt(2.0), shape)
+        values[:, 1:, :] += effect
+        figures[name] = float(run_adaptive(values, design, margin, cache_path=cache_path).trials.mean())
+    return figures
