@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
+from sklearn.metrics import f1_score
 
+from analysis.runs import Run
 from analysis.sequential import (
     Design,
     calibrate_t_boundaries,
@@ -23,6 +26,7 @@ from analysis.sequential import (
     fixed_design_seeds,
     margins_from_options,
     normal_boundaries,
+    per_seed_values,
     spent_alpha,
     start_state,
     state_from_json,
@@ -31,6 +35,7 @@ from analysis.sequential import (
 from analysis.sequential.boundaries import cache_key, simulate_null_t
 from analysis.sequential.decisions import BETTER, EQUIVALENT, OPEN, WORSE, decide_look
 from analysis.sequential.simulate import expected_trials, run_adaptive
+from analysis.systems import MatchedSystems, System
 
 OBF_K5 = [4.8769, 3.3569, 2.6803, 2.2898, 2.0310]
 POCOCK_K5 = [2.4380, 2.4268, 2.4101, 2.3966, 2.3859]
@@ -179,6 +184,8 @@ def test_design_round_trips_through_json():
         ({"looks": (5, 3)}, "strictly increasing"),
         ({"looks": (1, 3)}, "at least 2 seeds"),
         ({"looks": ()}, "at least one seed count"),
+        ({"looks": (3, 4.5)}, "whole seed counts"),
+        ({"looks": (3, "x")}, "whole seed counts"),
         ({"looks": (3, 5), "alpha": 1.5}, "alpha must be in"),
         ({"looks": (3, 5), "spending": "linear"}, "spending must be one of"),
         ({"looks": (3, 5), "correction": "hochberg"}, "correction must be"),
@@ -209,3 +216,19 @@ def test_expected_trials_for_a_dry_run(tmp_path):
     figures = expected_trials(design, 3, 2.0, {"none": 0.0, "large": 10.0}, n_sweeps=500, cache_path=tmp_path / "b")
     assert figures["maximum"] == 28.0
     assert figures["large"] < figures["none"] <= 28.0  # large effects close early; no difference runs on
+
+
+def test_per_seed_values_are_each_runs_metric_in_points():
+    labels = ["no", "yes"]
+    gold = np.array(["yes", "no", "yes", "yes"])
+    predictions = {("base", 0): ["yes", "no", "no", "no"], ("base", 1): gold, ("up", 0): gold, ("up", 1): gold}
+    systems = {}
+    for (name, seed), predicted in predictions.items():
+        frame = pd.DataFrame({"id": list("abcd"), "gold_label": gold, "pred_label": predicted})
+        frame["correct"] = (frame["gold_label"] == frame["pred_label"]).astype(float)
+        run = Run(f"{name}-{seed}", {"seed": seed}, "memory", predictions=frame.set_index("id", drop=False))
+        systems.setdefault(name, System(name, {}, {})).runs[seed] = run
+    matched = MatchedSystems(list(systems.values()), list("abcd"), labels, "test", None, [], [], [], classes=labels)
+    values = per_seed_values(matched, ["correct", "macro_f1"])
+    assert values["correct"] == {"base": {0: 50.0, 1: 100.0}, "up": {0: 100.0, 1: 100.0}}
+    assert values["macro_f1"]["base"][0] == pytest.approx(100 * f1_score(gold, predictions["base", 0], average="macro"))

@@ -60,11 +60,15 @@ def spent_alpha(fraction: np.ndarray | float, alpha: float, spending: Spending =
 
 def check_looks(looks: Sequence[int], max_seeds: int | None = None, *, minimum: int = 1) -> tuple[int, ...]:
     """The looks as a tuple of ints, or a one-line ValueError (not increasing, below `minimum`, beyond max)."""
-    values = tuple(int(look) for look in looks)
+    try:
+        values = tuple(int(look) for look in looks)
+        whole = all(look == float(given) for look, given in zip(values, looks, strict=True))
+    except (TypeError, ValueError):
+        whole = False
+    if not whole:
+        raise ValueError(f"looks must be whole seed counts, got {list(looks)}")
     if not values:
         raise ValueError("looks: expected at least one seed count, got none")
-    if any(look != float(given) for look, given in zip(values, looks, strict=True)):
-        raise ValueError(f"looks must be whole seed counts, got {list(looks)}")
     if values[0] < minimum:
         raise ValueError(f"looks: the first look needs at least {minimum} seeds, got {values[0]}")
     if any(later <= earlier for earlier, later in zip(values, values[1:], strict=False)):
