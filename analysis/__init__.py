@@ -18,6 +18,7 @@ tables can be read and regenerated on a laptop. Modules, in data-path order:
 - `analysis.crossed_planning` its MDE and the seeds needed
 - `analysis.simulation`    simulated studies with known truth, for calibration and power
 - `analysis.power`         Holm / Bonferroni corrections, minimum detectable effect
+- `analysis.sequential`    adaptive seeds: group-sequential boundaries and decisions per look (`evaluate_look`)
 - `analysis.options`       the report's statistical options (`AnalysisOptions`), validated
 - `analysis.selection`     choose the metrics and each stratum's baseline
 - `analysis.rows`          compose the table's rows: estimates, CIs, comparisons, corrections, MDEs
