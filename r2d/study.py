@@ -69,6 +69,23 @@ class SweepOptions:
     max_concurrent: int | None = None  # cap below what the cluster fits (benchmarks: 1 vs 2)
     verbose: bool = False  # Ray's and Tune's own output on the console, not in the sweep's ray.log
     fresh: bool = False  # train every trial, even one a FINISHED run of the experiment already answers
+    parent_tags: dict[str, str] = field(default_factory=dict)  # extra tags of the parent run (an adaptive round)
+
+
+@dataclass(frozen=True)
+class AdaptiveOptions:
+    """--until-decided: seeds added in planned looks only where a comparison is still open."""
+
+    max_seeds: int = 11  # seeds per configuration at the last look
+    first_look: int = 3  # seeds per configuration at the first look
+    step: int = 2  # seeds added per look (a round of new seeds for every open configuration and the baseline)
+    budget_s: float | None = None  # wall seconds; None: no budget
+    margins: tuple[str, ...] = ()  # METRIC=POINTS; () keeps the analysis' defaults
+
+    @property
+    def looks(self) -> tuple[int, ...]:
+        """Seeds per configuration at each planned look: fixed before any result is seen."""
+        return tuple(range(self.first_look, self.max_seeds, self.step)) + (self.max_seeds,)
 
 
 def trial_config(base: dict[str, Any], overrides: dict[str, Any], seed: int) -> Config:

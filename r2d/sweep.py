@@ -260,7 +260,8 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
              {"optuna": "default_optuna_space (shape, transition, cap, alpha, steepness|shape)",
               "samples": opts.samples, "seeds": study.seeds, "search_seed": opts.search_seed})
     (sweep_dir / "search_space.json").write_text(json.dumps(space, indent=1, default=str))
-    tags = {"r2d.sweep_id": sweep_id, "r2d.study": study.name, "r2d.search": opts.search, "r2d.kind": "sweep"}
+    tags = {"r2d.sweep_id": sweep_id, "r2d.study": study.name, "r2d.search": opts.search, "r2d.kind": "sweep",
+            **opts.parent_tags}
     params = {"search": opts.search, "study": study.name, "max_concurrent_trials": concurrency}
     timings: dict[str, float] = {}
     previous = signal.signal(signal.SIGTERM, _interrupt)

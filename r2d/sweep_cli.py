@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from r2d.cli import OneLineParser
@@ -14,8 +16,11 @@ from r2d.data import DataError
 from r2d.modeling import ModelError
 from r2d.overrides import parse_override
 from r2d.plan import Question
-from r2d.study import Study, SweepOptions
+from r2d.study import AdaptiveOptions, Study, SweepOptions
 from r2d.sweep import Analyse, SweepFailed, dry_run, run_sweep
+
+# The adaptive loop (sweeps/_adaptive.py): (study, options, adaptive options, dry run) -> what to print.
+UntilDecided = Callable[[Study, SweepOptions, AdaptiveOptions, bool], str]
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -87,10 +92,67 @@ def build_parser(study: Study, presets: dict[str, Study]) -> argparse.ArgumentPa
     p.add_argument("--fresh", action="store_true",
                    help="train every trial, even one a FINISHED run of this study's experiment already answers "
                         "(same configuration fingerprint and seed); not with --resume, which keeps its plan")
+    p.add_argument("--until-decided", action="store_true",
+                   help="adaptive seeds: planned looks; seeds are added only where a comparison is still open; "
+                        "stops when every comparison is closed (better, worse, equivalent) or at the budget")
+    p.add_argument("--budget", metavar="DURATION", help="with --until-decided: wall-time budget, e.g. 45m, 1h30m")
+    p.add_argument("--max-seeds", type=int, help="with --until-decided: seeds per configuration at the last look "
+                   f"(default {AdaptiveOptions.max_seeds})")
+    p.add_argument("--margin", action="append", default=[], metavar="METRIC=POINTS",
+                   help="with --until-decided: equivalence margin, e.g. --margin macro_f1=2 (defaults in the report)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (trials per question, shared, reused, Stage 1s, estimated wall time) "
                         "and stop: nothing starts, nothing is logged")
     return p
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '45m', '1h30m', '2h' or a bare number of minutes -> seconds; ConfigError naming --budget."""
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*", text)
+    if re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", text):
+        seconds = float(text) * 60
+    elif match and any(match.groups()):
+        hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    else:
+        raise ConfigError(f"--budget {text}: expected a duration such as 45m, 1h30m or 900s")
+    if seconds <= 0:
+        raise ConfigError(f"--budget {text}: expected a positive duration")
+    return seconds
+
+
+def adaptive_for(args: argparse.Namespace, planned: bool) -> AdaptiveOptions | None:
+    """--until-decided and its options, checked (one-line ConfigError naming the option); None without it."""
+    given = [flag for flag, value in (("--budget", args.budget), ("--max-seeds", args.max_seeds),
+                                      ("--margin", args.margin)) if value]
+    if not args.until_decided:
+        if given:
+            raise ConfigError(f"{given[0]}: only with --until-decided")
+        return None
+    for flag, wrong, why in (("--search optuna", args.search == "optuna", "a search suggests configurations; "
+                              "adaptive seeds apply to a grid's fixed comparisons"),
+                             ("--seeds", bool(args.seeds), "the looks choose the seeds (0, 1, ... up to --max-seeds)"),
+                             ("--referee plan", planned, "not available for a plan of questions yet; "
+                              "run each study script with --until-decided")):
+        if wrong:
+            raise ConfigError(f"--until-decided: not with {flag}: {why}")
+    margins = []
+    for text in args.margin:
+        metric, _, points = text.partition("=")
+        try:
+            value = float(points)
+        except ValueError:
+            value = float("nan")
+        if not metric.strip() or not value > 0 or value == float("inf"):
+            raise ConfigError(f"--margin {text}: expected METRIC=POINTS with a positive number of points")
+        margins.append(f"{metric.strip()}={value:g}")
+    adaptive = AdaptiveOptions(margins=tuple(margins), budget_s=parse_duration(args.budget) if args.budget else None)
+    if args.max_seeds is not None:
+        if args.max_seeds < adaptive.first_look:
+            raise ConfigError(f"--max-seeds {args.max_seeds}: expected at least the first look's "
+                              f"{adaptive.first_look} seeds")
+        adaptive = dataclasses.replace(adaptive, max_seeds=args.max_seeds)
+    return adaptive
 
 
 def study_for(study: Study, args: argparse.Namespace) -> Study:
@@ -154,11 +216,13 @@ def questions_for(questions: list[Question], study: Study, args: argparse.Namesp
 
 
 def main_for(study: Study, argv: list[str] | None = None, presets: dict[str, Study] | None = None,
-             plans: dict[str | None, list[Question]] | None = None, analyse: Analyse | None = None) -> int:
+             plans: dict[str | None, list[Question]] | None = None, analyse: Analyse | None = None,
+             until_decided: UntilDecided | None = None) -> int:
     """The command line of a study script: parse, check, run the sweep (or --dry-run: print its plan),
     print its summary. `plans` (sweeps/referee.py): the questions of each preset (None: the default),
     composed over the study `study` / `presets[name]`. `analyse`: the significance report of the
-    finished sweep (sweeps/_common.py's, which composes the analysis layer). Bad input (options, config, data, model) is
+    finished sweep and `until_decided` the adaptive loop (sweeps/_common.py and sweeps/_adaptive.py,
+    which compose the analysis layer). Bad input (options, config, data, model) is
     one line on stderr and exit code 2, before anything is created; a sweep in which no trial finished,
     one line and exit code 1 (its parent run FAILED)."""
     p = build_parser(study, presets or {})
@@ -173,6 +237,12 @@ def main_for(study: Study, argv: list[str] | None = None, presets: dict[str, Stu
                             storage_path=args.storage_path, tracking_uri=args.tracking_uri,
                             analysis=not args.no_analysis, max_concurrent=args.max_concurrent,
                             verbose=args.verbose, fresh=args.fresh)
+        adaptive = adaptive_for(args, plans is not None)
+        if adaptive is not None:
+            if until_decided is None:
+                raise ConfigError("--until-decided: this script has no adaptive loop")
+            print(until_decided(chosen, opts, adaptive, args.dry_run))
+            return 0
         if args.dry_run:
             print("\n".join(dry_run(chosen, opts, questions)))
             return 0

@@ -7,6 +7,7 @@
 
 import sys
 
+from _adaptive import run_until_decided
 from _common import CPU_ESTIMATE_S, analyse_sweep, preset
 
 from r2d.study import Study
@@ -44,4 +45,4 @@ PRESETS = {
 }
 
 if __name__ == "__main__":
-    sys.exit(main_for(DEFAULT, presets=PRESETS, analyse=analyse_sweep))
+    sys.exit(main_for(DEFAULT, presets=PRESETS, analyse=analyse_sweep, until_decided=run_until_decided))

@@ -221,6 +221,36 @@ def _study_module():
 
 
 STUDY = _study_module()
+ADAPTIVE = sys.modules["_adaptive"]  # sweeps/_adaptive.py, imported by the script
+
+ADAPTIVE_CASES = [
+    (["--until-decided", "--margin", "macro_f1=0"], "--margin macro_f1=0: expected METRIC=POINTS with a positive"),
+    (["--until-decided", "--margin", "fluency=2"], "--margin fluency=2: unknown metric 'fluency'"),
+    (["--until-decided", "--budget", "1m"], "--budget 1m: smaller than the first look's estimate"),
+    (["--until-decided", "--budget", "soon"], "--budget soon: expected a duration such as 45m"),
+    (["--until-decided", "--max-seeds", "2"], "--max-seeds 2: expected at least the first look's 3 seeds"),
+    (["--until-decided", "--search", "optuna"], "--until-decided: not with --search optuna"),
+    (["--until-decided", "--seeds", "0", "1"], "--until-decided: not with --seeds"),
+    (["--budget", "1h"], "--budget: only with --until-decided"),
+]
+
+
+@pytest.mark.parametrize("argv, expected", ADAPTIVE_CASES, ids=[" ".join(c[0]) for c in ADAPTIVE_CASES])
+def test_until_decided_refuses_bad_options_before_anything_starts(argv, expected, tmp_path, capsys):
+    common = ["--storage-path", f"{tmp_path}/storage", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+    before, repo = _snapshot(tmp_path), _repo_state()
+    rc = _exit_code(lambda a: sweep_cli.main_for(STUDY.DEFAULT, a, STUDY.PRESETS,
+                                                until_decided=ADAPTIVE.run_until_decided), [*common, *argv])
+    _assert_refused(rc, capsys.readouterr().err, expected, tmp_path, before, repo)
+
+
+def test_until_decided_dry_run_shows_the_looks_and_the_trials(tmp_path, capsys):
+    rc = sweep_cli.main_for(STUDY.DEFAULT, ["--storage-path", f"{tmp_path}/storage", "--until-decided", "--dry-run",
+                                            "--max-seeds", "7", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"],
+                            STUDY.PRESETS, until_decided=ADAPTIVE.run_until_decided)
+    out = capsys.readouterr().out
+    assert rc == 0 and "looks at 3, 5, 7 seeds" in out and "at most 28" in out and "O'Brien-Fleming" in out
+    assert not (tmp_path / "storage").exists() and not (tmp_path / "m.db").exists()
 
 SWEEP_CASES = [
     (["--grid", "stage2.schedule.shape=linear,cosine"], "--grid stage2.schedule.shape=cosine: Input should be"),

@@ -185,6 +185,16 @@ def test_concurrent_trials_place_their_workers_wherever_the_drivers_land(ray_clu
     assert all(v == 1 for v in hung["workers_placed"].values())
 
 
+# A trial's recorded config, trained on Ray Train (TorchTrainer, one worker) on the same cluster.
+TRAIN_ON_RAY = """
+import json, sys
+from r2d import runner
+from r2d.config import load_config
+cfg = load_config(sys.argv[1], [f"resources.ray_address={sys.argv[2]}", "tracking.enabled=false"])
+print(json.dumps(runner.train(cfg, sys.argv[3], on_ray=True)["runtime"]))
+"""
+
+
 def test_grid_sweep_with_a_failing_trial(ray_cluster, tmp_path):
     console: dict = {}
     # one schedule (the study's grid, narrowed per key), a healthy and a failing trial
@@ -229,6 +239,16 @@ def test_grid_sweep_with_a_failing_trial(ray_cluster, tmp_path):
     runtime = json.loads((tmp_path / "dl" / finished[0].info.run_id / "metrics.json").read_text())["runtime"]
     assert runtime["path"] == "tune_trial"
     assert runtime["workers"][0]["pid"] == int(finished[0].data.tags["r2d.trial_pid"])
+    # ... and the same configuration and seed on Ray Train (a TorchTrainer worker) predict the same bytes
+    trial_dir = tmp_path / "dl" / finished[0].info.run_id
+    c.download_artifacts(finished[0].info.run_id, "config.yaml", str(trial_dir))
+    c.download_artifacts(finished[0].info.run_id, "predictions", str(trial_dir))
+    on_train = subprocess.run([sys.executable, "-c", TRAIN_ON_RAY, str(trial_dir / "config.yaml"), ray_cluster,
+                               str(tmp_path / "on_train")], capture_output=True, text=True, timeout=300, env=ENV)
+    assert on_train.returncode == 0, on_train.stderr[-3000:]
+    assert json.loads(on_train.stdout.strip().splitlines()[-1]).get("path") != "tune_trial"
+    predictions = "predictions/test.csv"
+    assert (tmp_path / "on_train" / predictions).read_bytes() == (trial_dir / predictions).read_bytes()
 
 
 def test_optuna_sweep_runs_each_configuration_on_every_seed(ray_cluster, tmp_path):
@@ -295,3 +315,26 @@ def test_referee_plan_survives_a_killed_driver_shares_trials_reuses_them_and_ans
     _, parents, kids_after = children(tmp_path, "referee")
     assert len(kids_after) == len(kids) and len(parents) == 2
     assert len(list((tmp_path / "storage").glob("referee-*/referee/referee.md"))) == 2
+
+
+def test_until_decided_runs_planned_looks_and_records_the_design(ray_cluster, tmp_path):
+    """--until-decided on two configurations, one look of 3 seeds (--max-seeds 3): the look trains both
+    sides, the adaptive parent run holds the design, the look's table and the state, and whatever is
+    still open at the last look ends undecided with its reason."""
+    out = run_sweep("schedule_sensitivity.py", tmp_path, ray_cluster, "--grid", "stage2.schedule.shape=linear",
+                    "--grid", "stage2.schedule.transition=0.3,0.6", "--until-decided", "--max-seeds", "3")
+    assert "| metric | system | decision |" in out and "O'Brien-Fleming" in out
+    c, parents, kids = children(tmp_path, "schedule_sensitivity")
+    adaptive = [r for r in c.search_runs([c.get_experiment_by_name("schedule_sensitivity").experiment_id])
+                if r.data.tags.get("r2d.kind") == "adaptive"]
+    assert len(adaptive) == 1 and adaptive[0].info.status == "FINISHED"
+    assert len([k for k in kids if k.info.status == "FINISHED"]) == 6  # 2 configurations x 3 seeds
+    assert all(p.data.tags["r2d.adaptive_id"] == adaptive[0].data.tags["r2d.adaptive_id"] for p in parents)
+    names = {a.path for a in c.list_artifacts(adaptive[0].info.run_id)}
+    assert {"state.json", "look-1.md"} <= names
+    state = json.loads(json.loads(Path(c.download_artifacts(adaptive[0].info.run_id, "state.json",
+                                                             str(tmp_path / "dl"))).read_text())["state"])
+    assert state["looks_done"] == 1 and state["design"]["looks"] == [3]
+    for comparison in state["comparisons"]:
+        assert comparison["status"] in ("better", "worse", "equivalent", "undecided")
+        assert comparison["status"] != "undecided" or "maximum seeds" in comparison["reason"]
