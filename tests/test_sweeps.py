@@ -252,12 +252,17 @@ def test_grid_sweep_with_a_failing_trial(ray_cluster, tmp_path):
 
 
 def test_optuna_sweep_runs_each_configuration_on_every_seed(ray_cluster, tmp_path):
-    # the schedule without Stage 1 (r2d_no_stage1): the search is what is tested, not the Stage 1 phase
+    # the schedule without Stage 1 (r2d_no_stage1): the search is what is tested, not the Stage 1 phase;
+    # two workers per trial: the trial drives Ray Train's TorchTrainer (DDP across the two nodes)
     run_sweep("schedule_sensitivity.py", tmp_path, ray_cluster, "--search", "optuna", "--samples", "2",
-              "--seeds", "0", "1", "--set", "variant=r2d_no_stage1")
-    _, parents, kids = children(tmp_path, "schedule_sensitivity")
+              "--seeds", "0", "1", "--set", "variant=r2d_no_stage1", "--set", "resources.num_workers=2",
+              "--set", "resources.cpus_per_worker=0.45")
+    c, parents, kids = children(tmp_path, "schedule_sensitivity")
     finished = [k for k in kids if k.info.status == "FINISHED"]
     assert len(finished) == 4  # 2 configurations x 2 seeds, each seed its own MLflow run
+    metrics = c.download_artifacts(finished[0].info.run_id, "metrics.json", str(tmp_path / "dl"))
+    runtime = json.loads(Path(metrics).read_text())["runtime"]
+    assert runtime["world_size"] == 2 and runtime.get("path") != "tune_trial"
     by_trial = {}
     for k in finished:
         by_trial.setdefault(k.data.tags["r2d.trial_id"], set()).add(k.data.tags["r2d.seed"])
