@@ -122,9 +122,9 @@ def _load(uri: str, study: Study, record: dict[str, Any], cache: Path):
         runs += load_mlflow_runs(experiment=study.name, filter_string=f"attributes.run_id IN ({ids})",
                                  tracking_uri=uri, cache_dir=cache).runs
     seen, unique = set(), []
-    for run in runs:  # a reused run may also be in a look's own sweep
-        if run.run_id not in seen:
-            seen.add(run.run_id)
+    for run in runs:  # a reused run may also be in a look's own sweep ("mlflow:<run id>")
+        if run.source not in seen:
+            seen.add(run.source)
             unique.append(run)
     return match_systems(unique)
 
