@@ -138,3 +138,34 @@ def test_one_seed_is_the_t_over_examples() -> None:
 def test_bad_input(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         pooled.pooled_test_from_differences(**kwargs)
+
+
+def test_report_shows_both_mdes_and_uses_the_pooled_p_only_when_asked(tmp_path) -> None:
+    from analysis.report import build_report  # the report path (pandas, sacrebleu) only for this test
+    from analysis.runs import load_run_dirs
+    from tests.test_analysis_report import write_run
+
+    root = tmp_path / "runs"
+    for shape, transition, skill in [("linear", 0.6, 0.7), ("linear", 0.3, 0.72), ("exponential", 0.3, 0.69)]:
+        for seed in range(3):
+            write_run(root, variant="r2d", shape=shape, transition=transition, seed=seed, skill=skill, n=60)
+    runs = load_run_dirs([root])
+    reports = {
+        flag: build_report(runs, metrics=["accuracy"], n_resamples=200, plots=False, pooled=flag)
+        for flag in (False, True)
+    }
+    for flag, report in reports.items():
+        compared = [row for row in report.rows if row.compared]
+        assert len(compared) == 2 and all(row.test == "crossed" for row in compared)
+        for row in compared:
+            assert np.isfinite(row.mde_pooled) and np.isfinite(row.mde_per_comparison)
+            assert row.seed_part_pooled == (flag and row.homogeneity_p >= pooled.HOMOGENEITY_LEVEL)
+            expected = row.p_crossed_pooled if row.seed_part_pooled else row.p_crossed
+            assert row.p_value == expected
+            assert row.mde == (row.mde_pooled if row.seed_part_pooled else row.mde_per_comparison)
+        assert any("pooled seed part for" in note for note in report.notes)
+    off = {row.system: row for row in reports[False].rows if row.compared}
+    on = {row.system: row for row in reports[True].rows if row.compared}
+    for name, row in off.items():  # the same both MDEs either way; only the p-value's test changes
+        assert row.mde_pooled == on[name].mde_pooled and row.mde_per_comparison == on[name].mde_per_comparison
+    assert "pooled ·" in reports[False].markdown or all(row.significant for row in off.values())
