@@ -108,6 +108,13 @@ def _statistics_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave runs flagged collapsed, still_improving, diverged or failed out of the statistics",
     )
+    parser.add_argument(
+        "--pooled",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="crossed test: pool the seed x system variance over the systems sharing a baseline and seeds, "
+        "when Bartlett's check does not reject (default off: see analysis/README.md); both MDEs are shown either way",
+    )
 
 
 def _statistics(arguments: argparse.Namespace) -> dict[str, Any]:
@@ -126,6 +133,7 @@ def _statistics(arguments: argparse.Namespace) -> dict[str, Any]:
         "plots": not arguments.no_plots,
         "target_effect": arguments.target_effect,
         "exclude_unhealthy": arguments.exclude_unhealthy,
+        "pooled": arguments.pooled,
     }
 
 

@@ -199,7 +199,7 @@ def _p_values(abs_t: np.ndarray, seed_part, example_part, example_df, n_seeds: i
     return np.where(abs_t == 0, 1.0, np.where(np.isinf(abs_t), 0.0, 10.0**high))
 
 
-def _estimated_parts(squares: MeanSquares, resolution: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def estimated_parts(squares: MeanSquares, resolution: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(seed part, example part, example part's df) `[S]` of the estimated Var(mean d)."""
     n_seeds, n = squares.n_seeds, squares.n_examples
     if n_seeds == 1:
@@ -232,8 +232,24 @@ def crossed_test_from_differences(
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     squares = mean_squares(differences)
+    seed_part, example_part, example_df = estimated_parts(squares, resolution)
+    return test_from_parts(squares, seed_part, example_part, example_df, squares.n_seeds - 1, estimate, confidence)
+
+
+def test_from_parts(
+    squares: MeanSquares,
+    seed_part: np.ndarray,
+    example_part: np.ndarray,
+    example_df: np.ndarray,
+    seed_df: int,
+    estimate: np.ndarray | None,
+    confidence: float,
+) -> CrossedTest:
+    """The crossed test from its estimated variance parts `[S]`, the seed part having `seed_df` degrees of freedom
+    (R - 1 for one comparison; `analysis.pooled` passes the pooled estimate's). The df rule reads `seed_df + 1`
+    as its seed count (it uses only nu = seeds - 1); with one seed (`seed_df` 0) it is the t over examples."""
     n_seeds, n = squares.n_seeds, squares.n_examples
-    seed_part, example_part, example_df = _estimated_parts(squares, resolution)
+    rule_seeds = seed_df + 1
     variance = seed_part + example_part
     std_error = np.sqrt(variance)
     delta = squares.grand_mean if estimate is None else np.asarray(estimate, dtype=np.float64)
@@ -242,17 +258,17 @@ def crossed_test_from_differences(
         statistic = np.where((std_error == 0) & (delta != 0), np.sign(delta) * np.inf, statistic)
         seed_share = np.where(variance > 0, seed_part / variance, np.nan)
     level = 1.0 - confidence
-    critical = critical_value(level, seed_part, example_part, example_df, n_seeds, n)
+    critical = critical_value(level, seed_part, example_part, example_df, rule_seeds, n)
     if n_seeds == 1:
         df = np.full(delta.shape, n - 1.0)
     else:
-        df = crossed_df(seed_part, example_part, n_seeds, level, example_df)
+        df = crossed_df(seed_part, example_part, rule_seeds, level, example_df)
     return CrossedTest(
         delta=delta,
         std_error=std_error,
         statistic=statistic,
         df=df,
-        p_value=_p_values(np.abs(statistic), seed_part, example_part, example_df, n_seeds, n),
+        p_value=_p_values(np.abs(statistic), seed_part, example_part, example_df, rule_seeds, n),
         low=delta - critical * std_error,
         high=delta + critical * std_error,
         seed_share=seed_share,
@@ -286,12 +302,31 @@ def crossed_test(
     pseudo-values (`influence`, default, or `jackknife`); so do NaN scores with `nan_policy="omit"`.
     `delta` is always the mean over seeds of the per-run metric difference.
     """
+    differences, estimate, resolution = paired_differences(
+        baseline, systems, finalize=finalize, nan_policy=nan_policy, pseudo_values=pseudo_values
+    )
+    return crossed_test_from_differences(differences, estimate=estimate, confidence=confidence, resolution=resolution)
+
+
+def paired_differences(
+    baseline: np.ndarray,
+    systems: np.ndarray,
+    *,
+    finalize: Finalize | None = None,
+    nan_policy: Literal["raise", "omit"] = "raise",
+    pseudo_values: PseudoValues = "influence",
+) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """(differences `[S, R, n]`, estimate `[S]` or None, lattice resolution) of `crossed_test`'s inputs.
+
+    Per-example score differences when every score counts and there is no `finalize`; otherwise
+    pseudo-value differences, with the per-run metric difference averaged over seeds as the estimate.
+    """
     if pseudo_values not in ("influence", "jackknife"):
         raise ValueError(f"pseudo_values must be 'influence' or 'jackknife', got {pseudo_values!r}")
     base, syst, finalize_fn = systems_and_baseline(baseline, systems, finalize, nan_policy)
     if finalize is None and bool(np.all(syst[..., 1] == 1.0)) and bool(np.all(base[..., 1] == 1.0)):
         differences = syst[..., 0] - base[..., 0]
-        return crossed_test_from_differences(differences, confidence=confidence, resolution=lattice_step(differences))
+        return differences, None, lattice_step(differences)
     if pseudo_values == "influence":  # 2d metric evaluations on [S, R, d] totals: all systems at once
         theta_sys, psi_sys = influence_pseudo_values(syst, finalize_fn)
         theta_base, psi_base = influence_pseudo_values(base, finalize_fn)
@@ -301,5 +336,4 @@ def crossed_test(
     check_finite(np.concatenate([theta_sys.ravel(), theta_base.ravel()]), "score")
     differences = psi_sys - psi_base
     check_finite(differences.ravel(), "pseudo-value")
-    estimate = (theta_sys - theta_base).mean(axis=-1)
-    return crossed_test_from_differences(differences, estimate=estimate, confidence=confidence)
+    return differences, (theta_sys - theta_base).mean(axis=-1), 0.0

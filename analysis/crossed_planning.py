@@ -46,12 +46,13 @@ def noncentrality_for_power(df: np.ndarray, critical: np.ndarray, *, power: floa
 
 
 def planning(
-    components: VarianceComponents, n_seeds: np.ndarray | int, n_examples: int, level: float
+    components: VarianceComponents, n_seeds: np.ndarray | int, n_examples: int, level: float, pooled_systems: int = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expected Var(mean d), degrees of freedom and critical value of the crossed test at R seeds x n examples.
 
     `n_seeds` broadcasts against the components' `[S]` (a column `[G, 1]` of seed counts gives `[G, S]`);
-    the degrees of freedom are the test's rule at the expected mean squares.
+    the degrees of freedom are the test's rule at the expected mean squares, its seed part having
+    `pooled_systems * (R - 1)` degrees of freedom (1: one comparison; S: the pooled test, `analysis.pooled`).
     """
     n_seeds = np.asarray(n_seeds, dtype=np.float64)
     n = n_examples
@@ -60,7 +61,8 @@ def planning(
     with np.errstate(divide="ignore", invalid="ignore"):
         spread = expected_example**2 / (n - 1) + components.residual**2 / ((n_seeds - 1) * (n - 1))
         example_df = np.where(components.example > 0, (n_seeds * components.example) ** 2 / spread, np.inf)
-        df = np.where(n_seeds == 1, n - 1.0, crossed_df(seed_part, example_part, n_seeds, level, example_df))
+        rule_seeds = pooled_systems * (n_seeds - 1) + 1
+        df = np.where(n_seeds == 1, n - 1.0, crossed_df(seed_part, example_part, rule_seeds, level, example_df))
     return seed_part + example_part, df, scipy_stats.t.isf(level / 2.0, df)
 
 
@@ -72,16 +74,18 @@ def minimum_detectable_effect(
     alpha: float = 0.05,
     power: float = 0.8,
     n_comparisons: int = 1,
+    pooled_systems: int = 1,
 ) -> np.ndarray:
     """Smallest true difference `[S]` the crossed test detects with `power` at R seeds x n examples.
 
     Defaults to the measured design. The level is Bonferroni's alpha / n_comparisons (Holm's first
-    step); power is exact under the noncentral t at the expected variance and degrees of freedom.
-    From one seed the answer ignores seed variance (as that test does), and is NaN for more seeds.
+    step); power is exact under the noncentral t at the expected variance and degrees of freedom
+    (`pooled_systems`: see `planning`). From one seed the answer ignores seed variance (as that test
+    does), and is NaN for more seeds.
     """
     n_seeds = components.n_seeds if n_seeds is None else n_seeds
     n = components.n_examples if n_examples is None else n_examples
-    variance, df, critical = planning(components, n_seeds, n, alpha / max(1, n_comparisons))
+    variance, df, critical = planning(components, n_seeds, n, alpha / max(1, n_comparisons), pooled_systems)
     known = ~np.isnan(variance)
     noncentrality = noncentrality_for_power(np.where(known, df, 1.0), np.where(known, critical, 1.0), power=power)
     return np.where(known, noncentrality * np.sqrt(variance), np.nan)

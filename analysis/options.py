@@ -42,6 +42,7 @@ class AnalysisOptions:
     correction: str = "holm"
     alpha: float = 0.05
     target_effect: float | None = None  # a difference to power for, in display units (points); None: none
+    pooled: bool = False  # crossed test: seed x system variance pooled over a group's systems (analysis.pooled)
 
     def validate(self) -> None:
         """Raise `InputError`, naming the option, for a value the report cannot use."""

@@ -77,6 +77,7 @@ def build_report(
     source_option: str = "--runs",
     target_effect: float | None = None,
     exclude_unhealthy: bool = False,
+    pooled: bool = False,
 ) -> Report:
     """Analyse runs (or `MatchedSystems`) and, with `out_dir`, write the table, CSV, LaTeX and plots.
 
@@ -84,7 +85,7 @@ def build_report(
     `exclude_unhealthy` leaves runs with an unhealthy flag out of every statistic (and says so).
     Raises `InputError` (naming the option) for bad input: no usable run, unknown metric or baseline...
     """
-    options = AnalysisOptions(n_resamples, seed, ci, confidence, test, correction, alpha, target_effect)
+    options = AnalysisOptions(n_resamples, seed, ci, confidence, test, correction, alpha, target_effect, pooled=pooled)
     options.validate()
     matched = _matched(
         runs, split=split, dataset=dataset, source_option=source_option, exclude_unhealthy=exclude_unhealthy

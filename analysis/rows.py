@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from analysis import across_seeds, crossed, crossed_planning, intervals, power, significance, sufficient
+from analysis import across_seeds, crossed, crossed_planning, intervals, pooled, power, significance, sufficient
 from analysis.decide import undecided_words
 from analysis.metrics import MetricSpec
 from analysis.options import AnalysisOptions
@@ -46,6 +46,8 @@ class Spread:
     std_error: float
     df: int | None
     components: crossed.VarianceComponents
+    pooled_components: crossed.VarianceComponents  # the seed part pooled over the group's systems
+    pooled_systems: int  # S: the pooled seed part has S (R - 1) degrees of freedom
 
 
 Spreads = dict[str, Spread]
@@ -86,6 +88,7 @@ class GroupTests:
     ttest: across_seeds.SeedTest | None  # two seeds or more
     wilcoxon: across_seeds.SeedTest | None
     crossed: crossed.CrossedTest  # the default with two seeds or more (one seed: a paired t over examples)
+    pooled: pooled.PooledCrossedTest  # both crossed tests; `crossed` is its `test` with options.pooled
 
 
 def compose_rows(
@@ -125,6 +128,12 @@ def metric_rows(
         for index, system in enumerate(members):
             spreads[system.name] = _fill_comparison(rows[system.name], tests, index, test, group_seeds)
         notes += _test_notes(spec, test, group_seeds, members)
+        if test == "crossed" and len(group_seeds) >= 2 and len(members) >= 2:
+            names = ", ".join(system.name for system in members)
+            use = "used" if options.pooled else "not used (--pooled off); its MDE shown"
+            notes.append(
+                f"{spec.name}: pooled seed part for {names} vs {baseline_name}: {tests.pooled.reason[0]}, {use}"
+            )
     ordered = _table_order(systems, rows)
     _correct(ordered, spreads, options, spec)
     return ordered
@@ -248,10 +257,11 @@ def _run_tests(
     if spec.kind == "mean":  # per-example scores: differences directly (NaN: jackknife over the scored ones)
         base_scores = cache.scores(baseline, seeds, spec)
         block_scores = np.stack([cache.scores(system, seeds, spec) for system in members])
-        crossed_test = crossed.crossed_test(base_scores, block_scores, confidence=options.confidence, nan_policy="omit")
-    else:  # corpus metrics: per-example jackknife pseudo-values
-        crossed_test = crossed.crossed_test(base, block, finalize=finalize, confidence=options.confidence)
-    return GroupTests(paired, randomized, mcnemar, ttest, wilcoxon, crossed_test)
+        both = pooled.pooled_crossed_test(base_scores, block_scores, confidence=options.confidence, nan_policy="omit")
+    else:  # corpus metrics: per-example influence pseudo-values
+        both = pooled.pooled_crossed_test(base, block, finalize=finalize, confidence=options.confidence)
+    crossed_test = both.test if options.pooled else both.per_comparison
+    return GroupTests(paired, randomized, mcnemar, ttest, wilcoxon, crossed_test, both)
 
 
 def _fill_comparison(row: ComparisonRow, tests: GroupTests, index: int, test: str, seeds: tuple[int, ...]) -> Spread:
@@ -265,7 +275,11 @@ def _fill_comparison(row: ComparisonRow, tests: GroupTests, index: int, test: st
     row.p_ttest = _p_value(ttest, index)
     row.p_wilcoxon = _p_value(tests.wilcoxon, index)
     row.p_crossed = float(cross.p_value[index])
+    row.p_crossed_pooled = float(tests.pooled.pooled.p_value[index])
+    row.homogeneity_p = float(tests.pooled.homogeneity_p[0])
+    row.seed_part_pooled = bool(cross is tests.pooled.test and tests.pooled.used_pooled[0] and len(seeds) >= 2)
     components = _components_of(cross.components, index)
+    shared = (_components_of(tests.pooled.pooled_components, index), tests.pooled.n_systems)
     row.var_seed, row.var_example, row.var_residual = (
         float(part[0]) for part in (components.seed, components.example, components.residual)
     )
@@ -288,8 +302,8 @@ def _fill_comparison(row: ComparisonRow, tests: GroupTests, index: int, test: st
         "wilcoxon": row.p_wilcoxon,
     }[test]
     if uses_t:
-        return Spread(float(ttest.std_error[index]), len(seeds) - 1, components)  # the t-test's degrees of freedom
-    return Spread(float(paired.delta_std_error[index]), None, components)
+        return Spread(float(ttest.std_error[index]), len(seeds) - 1, components, *shared)  # the t-test's df
+    return Spread(float(paired.delta_std_error[index]), None, components, *shared)
 
 
 def _components_of(components: crossed.VarianceComponents, index: int) -> crossed.VarianceComponents:
@@ -349,8 +363,18 @@ def _power_figures(row: ComparisonRow, spread: Spread, options: AnalysisOptions,
     """The row's MDE (of its test, at 80% power and the family's Bonferroni level), and the seeds the crossed
     test needs (at the study's n examples) to detect its observed delta and the target effect."""
     if row.test == "crossed":
-        mde = crossed_planning.minimum_detectable_effect(spread.components, alpha=options.alpha, n_comparisons=family)
-        row.mde = float(mde[0])
+        own = crossed_planning.minimum_detectable_effect(spread.components, alpha=options.alpha, n_comparisons=family)
+        row.mde = row.mde_per_comparison = float(own[0])
+        if len(row.comparison_seeds) >= 2:  # both MDEs; the table's is that of the test behind the p-value
+            shared = crossed_planning.minimum_detectable_effect(
+                spread.pooled_components,
+                alpha=options.alpha,
+                n_comparisons=family,
+                pooled_systems=spread.pooled_systems,
+            )
+            row.mde_pooled = float(shared[0])
+            row.mde = row.mde_pooled if row.seed_part_pooled else row.mde
+
     else:
         row.mde = float(
             power.minimum_detectable_effect(spread.std_error, alpha=options.alpha, n_comparisons=family, df=spread.df)

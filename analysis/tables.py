@@ -51,6 +51,11 @@ class ComparisonRow:
     p_adjusted: float = math.nan
     significant: bool = False
     mde: float = math.nan
+    mde_pooled: float = math.nan  # the crossed test's MDE with the seed part pooled over the group (analysis.pooled)
+    mde_per_comparison: float = math.nan  # ... with its own seed part (R - 1 df)
+    seed_part_pooled: bool = False  # whether the p-value's crossed test used the pooled seed part
+    p_crossed_pooled: float = math.nan
+    homogeneity_p: float = math.nan  # Bartlett's p of equal seed variance across the group's systems
     p_bootstrap: float = math.nan
     p_randomization: float = math.nan
     p_mcnemar: float = math.nan
@@ -107,6 +112,8 @@ def _delta_parts(row: ComparisonRow, spec: MetricSpec) -> tuple[str, str, str] |
         f"{_number(row.delta_high, spec.scale, signed=True)}]"
     )
     note = "" if row.significant or math.isnan(row.mde) else f"mde {_number(row.mde, spec.scale)}"
+    if note and not math.isnan(row.mde_pooled):  # both: the pooled seed part's and the comparison's own
+        note = f"mde {_number(row.mde_pooled, spec.scale)} pooled · {_number(row.mde_per_comparison, spec.scale)} own"
     return delta, format_p(row.p_adjusted), note
 
 
@@ -340,6 +347,7 @@ def footer(options: AnalysisOptions, baselines: dict[str, str], rows: Sequence[C
     seeds_used = any(len(row.seeds) > 1 for row in rows)
     pooled = several_seeds(rows)
     tests_used = sorted({row.test for row in rows if row.test}) or ["paired-bootstrap"]
+    any_pooled = any(row.seed_part_pooled for row in rows)
     lines = [
         "Seeds: how many, and which; a row's mean, CI and Δ all use those seeds (shared with its baseline).",
         f"Mean [{confidence} CI]"
@@ -354,7 +362,10 @@ def footer(options: AnalysisOptions, baselines: dict[str, str], rows: Sequence[C
         + " CI], p corrected for the comparisons of each metric by "
         + f"{correction}; * significant at alpha = {options.alpha:g}; "
         + "mde: minimum detectable effect at 80% power; seeds needed in the CSV and the notes.",
-        "Test: " + ", ".join(test_label(test, pooled) for test in tests_used) + "; all tests' p-values in the CSV.",
+        "Test: "
+        + ", ".join(test_label(test, pooled) for test in tests_used)
+        + ("; seed part pooled over the systems sharing a baseline where allowed (notes)" if any_pooled else "")
+        + "; all tests' p-values in the CSV.",
         "Baseline: "
         + "; ".join(f"{name} ({stratum})" if stratum != "all" else name for stratum, name in baselines.items())
         + ".",
