@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import ray
-import torch
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -82,9 +81,8 @@ def _finished_child(ctx: TrialContext, key: str) -> dict | None:
 
 
 def _train_here(cfg: Config, out_dir: Path, ctx: TrialContext, tags: dict[str, str]) -> dict[str, Any]:
-    """One training in this trial process; after a restart, from Tune's last checkpoint, same MLflow run."""
-    if cfg.resources.torch_threads:  # Ray set OMP threads from the trial's CPUs; the config decides
-        torch.set_num_threads(cfg.resources.torch_threads)
+    """One training in this trial process; after a restart, from Tune's last checkpoint, same MLflow run.
+    (The config's thread count wins over the OMP threads Ray set: r2d.prepare applies it.)"""
     runtime = TuneRuntime()
     run_id = None
     restored = tune.get_checkpoint()
@@ -101,8 +99,6 @@ def _stage1(cfg: Config) -> dict[str, Any]:
     """Phase 1 for one seed: train (or find) its Stage 1 result in the store."""
     if not in_trial_process(cfg.resources):
         return runner.train_stage1(cfg)
-    if cfg.resources.torch_threads:
-        torch.set_num_threads(cfg.resources.torch_threads)
     with tempfile.TemporaryDirectory(prefix="r2d-stage1-") as tmp:
         summary = run(cfg, Path(tmp), Runtime(), stage1_only=True)
     return {"stage1_reused": float(summary["stage1"].get("reused", False))}

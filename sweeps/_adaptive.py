@@ -204,10 +204,13 @@ def run_until_decided(study: Study, opts: SweepOptions, adaptive: AdaptiveOption
     except BaseException as err:
         tracking.end_run(uri, parent, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED", str(err)[:500])
         raise
+    if result is None:  # --resume of a study whose looks were all done
+        tracking.end_run(uri, parent)
+        raise ConfigError(f"--resume: adaptive study {where.name} is already closed ({where / 'state.json'})")
     record.update(state=result.state.to_json(), spent_s=time.time() - started)
     _save(uri, parent, where, record, result)
-    final = result.table() + f"\n\nadaptive study {where.name}: {len(record['sweep_ids'])} looks, " \
-        f"{len({(s.name, seed) for s in _load(uri, study, record, where / 'cache').systems for seed in s.seeds})} " \
+    trials = sum(len(seeds) for seeds in next(iter(values.values())).values())  # the last look's runs
+    final = result.table() + f"\n\nadaptive study {where.name}: {len(record['sweep_ids'])} looks, {trials} " \
         f"trials, {(time.time() - started) / 60:.1f} min; state in {where / 'state.json'}"
     tracking.set_tags(uri, parent, {"mlflow.note.content": final})
     tracking.end_run(uri, parent)
