@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from analysis.errors import InputError
+from analysis.load.mlflow_runs import load_mlflow_runs
+from analysis.load.runs import Run, load_run_dirs
 from analysis.metrics import DEFAULT_METRICS, METRICS
-from analysis.mlflow_runs import load_mlflow_runs
 from analysis.options import CI_METHODS, CORRECTIONS, TESTS
-from analysis.referee import HTML_FILE, MARKDOWN_FILE, build_referee_report, load_plan
+from analysis.referee.report import HTML_FILE, MARKDOWN_FILE, build_referee_report, load_plan
 from analysis.report import Report, attach_to_mlflow, build_report
-from analysis.resampling import DEFAULT_RESAMPLES
-from analysis.runs import Run, load_run_dirs
+from analysis.stats.resampling import DEFAULT_RESAMPLES
 
 
 class _Parser(argparse.ArgumentParser):

@@ -2,7 +2,8 @@
 
 Per-example metrics (a column of the predictions file, averaged) and corpus metrics (recomputed
 from the label or rationale columns on every resample) go through the same statistics engine
-(`analysis.sufficient`, resampled by `analysis.resampling`), so every test and interval applies to every metric.
+(`analysis.stats.sufficient`, resampled by `analysis.stats.resampling`), so every test and interval
+applies to every metric.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis import sufficient
+from analysis.stats import sufficient
 from r2d.schema import CORPUS_METRICS, PER_EXAMPLE_METRICS
 
 

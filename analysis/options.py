@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from analysis.errors import InputError
 from analysis.metrics import MetricSpec
-from analysis.resampling import DEFAULT_RESAMPLES
+from analysis.stats.resampling import DEFAULT_RESAMPLES
 
 TESTS = ("auto", "crossed", "paired-bootstrap", "randomization", "mcnemar", "t-test", "wilcoxon")
 CORRECTIONS = ("holm", "bonferroni")
@@ -42,7 +42,7 @@ class AnalysisOptions:
     correction: str = "holm"
     alpha: float = 0.05
     target_effect: float | None = None  # a difference to power for, in display units (points); None: none
-    pooled: bool = False  # crossed test: seed x system variance pooled over a group's systems (analysis.pooled)
+    pooled: bool = False  # crossed test: seed x system variance pooled over a group's systems (analysis.stats.pooled)
 
     def validate(self) -> None:
         """Raise `InputError`, naming the option, for a value the report cannot use."""
@@ -77,7 +77,7 @@ class AnalysisOptions:
         """The test behind the table's p-values for a comparison over `n_seeds` seed-matched runs.
 
         `auto`: the paired bootstrap with one seed; with several, the crossed seed x example test
-        (`analysis.crossed`), which accounts for training randomness and for the sampling of test examples.
+        (`analysis.stats.crossed`), which accounts for training randomness and for the sampling of test examples.
         """
         if self.test == "auto":
             return "crossed" if n_seeds >= 2 else "paired-bootstrap"

@@ -5,18 +5,18 @@ From Python (e.g. at the end of a sweep): `build_report(runs, out_dir=...)` retu
 `report_for_sweep(sweep_id, ...)` does all three for a sweep's parent run. The command line
 `python -m analysis report` is `analysis.cli`.
 
-What is computed, per metric (see DESIGN.md section 6, and `analysis.rows`):
+What is computed, per metric (see DESIGN.md section 6, and `analysis.tables.rows`):
 - each system: mean over seeds, with a bootstrap CI over examples (BCa with one seed; with several,
   a percentile interval of the seed x example stratified bootstrap) and the spread across seeds;
 - each system vs the baseline of its stratum (its rationale source): the difference with its CI,
   and the p-value of the table's test, corrected for the comparisons of that metric (Holm by
   default). `--test auto` uses the paired bootstrap with one seed and the crossed seed x example test
-  (`analysis.crossed`: seed and example variance) over seed-matched runs with several; every other
+  (`analysis.stats.crossed`: seed and example variance) over seed-matched runs with several; every other
   test's p-value is in the CSV;
 - the minimum detectable effect at 80% power, printed beside non-significant differences, and the
   seeds needed to detect the observed delta and the `--target-effect`; a CI or MDE wider than the
-  metric's range is replaced by words (`analysis.decide`).
-Rows are configurations (`system_id`), each on one set of seeds (`analysis.seedplan`); runs flagged
+  metric's range is replaced by words (`analysis.tables.decide`).
+Rows are configurations (`system_id`), each on one set of seeds (`analysis.tables.seedplan`); runs flagged
 unhealthy are listed and marked, or left out with `exclude_unhealthy`.
 """
 
@@ -27,17 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analysis.decide import seeds_needed_notes
 from analysis.errors import InputError
+from analysis.load.mlflow_runs import load_mlflow_runs
+from analysis.load.runs import Run
+from analysis.load.selection import baseline_notes, choose_baselines, choose_metrics, stratum_label
+from analysis.load.systems import MatchedSystems, match_systems
 from analysis.metrics import MetricSpec
-from analysis.mlflow_runs import load_mlflow_runs
 from analysis.options import AnalysisOptions
-from analysis.resampling import DEFAULT_RESAMPLES, MIN_EXAMPLES
-from analysis.rows import Baselines, compose_rows
-from analysis.runs import Run
-from analysis.selection import baseline_notes, choose_baselines, choose_metrics, stratum_label
-from analysis.systems import MatchedSystems, match_systems
-from analysis.tables import ComparisonRow, csv_table, footer, latex_table, markdown_table, signature
+from analysis.stats.resampling import DEFAULT_RESAMPLES, MIN_EXAMPLES
+from analysis.tables.comparison import ComparisonRow
+from analysis.tables.decide import seeds_needed_notes
+from analysis.tables.render import csv_table, footer, latex_table, markdown_table, signature
+from analysis.tables.rows import Baselines, compose_rows
 
 
 @dataclass
@@ -158,7 +159,7 @@ def _render(
 def write_report(report: Report, out_dir: str | Path, *, plots: bool = True) -> list[Path]:
     """Write significance.{md,tex,csv} and plots/*.png under `out_dir`; returns the files written."""
     # imported here, not at the top: matplotlib is heavy, and --no-plots and tests do without it
-    from analysis.plots import plot_systems, plot_transition
+    from analysis.tables.plots import plot_systems, plot_transition
 
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from r2d.config import load_config
 from r2d.data import load_dataset
-from r2d.metrics import LabelMetrics, RationaleBLEU
+from r2d.scoring.metrics import LabelMetrics, RationaleBLEU
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from scipy import stats as scipy_stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.significance import paired_bootstrap  # noqa: E402
+from analysis.stats.significance import paired_bootstrap  # noqa: E402
 
 TARGET_SECONDS = 2.0
 TARGET_SPEEDUP = 20.0
@@ -84,7 +84,7 @@ def main() -> int:
         f"{arguments.resamples} resamples, BCa"
     )
     print(
-        f"analysis.significance.paired_bootstrap: {ours:.3f} s (median of {arguments.repeats}: "
+        f"analysis.stats.significance.paired_bootstrap: {ours:.3f} s (median of {arguments.repeats}: "
         f"{', '.join(f'{t:.3f}' for t in ours_times)}), with p-values and per-system CIs"
     )
     print(f"scipy.stats.bootstrap looped:    {looped:.3f} s ({looped / arguments.systems:.3f} s per pair)")

@@ -3,13 +3,13 @@
     .venv/bin/python bench/bench_calibration.py            # the README tables (about 5 minutes of CPU)
     .venv/bin/python bench/bench_calibration.py --quick    # a subset with fewer simulations (under a minute)
 
-Simulated studies (`analysis.simulation`): a system and a baseline with equal population means (A/A),
+Simulated studies (`analysis.stats.simulation`): a system and a baseline with equal population means (A/A),
 R seeds each, n test examples, in five scenarios of where the variance comes from. For each cell
 (scenario x R x n) it reports the rejection rate at alpha 0.05 of
 
-- the crossed test (`analysis.crossed.crossed_test`; with one seed the paired t over examples),
-- today's paired t-test over seeds (`analysis.across_seeds.paired_ttest`, R >= 2),
-- the example-level paired bootstrap at one seed (`analysis.significance.paired_bootstrap`, R = 1 rows),
+- the crossed test (`analysis.stats.crossed.crossed_test`; with one seed the paired t over examples),
+- today's paired t-test over seeds (`analysis.stats.across_seeds.paired_ttest`, R >= 2),
+- the example-level paired bootstrap at one seed (`analysis.stats.significance.paired_bootstrap`, R = 1 rows),
 
 for accuracy and a continuous 0-100 score on every cell, macro-F1 and corpus BLEU (through
 pseudo-values) on the 100- and 300-example cells; then the power of the three tests on the same
@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scipy import stats as scipy_stats  # noqa: E402
 
-from analysis import across_seeds, crossed, simulation, sufficient  # noqa: E402
-from analysis.significance import paired_bootstrap  # noqa: E402
+from analysis.stats import across_seeds, crossed, simulation, sufficient  # noqa: E402
+from analysis.stats.significance import paired_bootstrap  # noqa: E402
 
 ALPHA = 0.05
 TARGET = (0.03, 0.07)

@@ -1,4 +1,4 @@
-"""Calibration and power of the pooled crossed test (`analysis.pooled`) against the per-comparison one.
+"""Calibration and power of the pooled crossed test (`analysis.stats.pooled`) against the per-comparison one.
 
     nice -n 19 .venv/bin/python bench/bench_pooled.py               # the README table
     nice -n 19 .venv/bin/python bench/bench_pooled.py --sims 300    # a smoke run
@@ -7,7 +7,7 @@ Each simulated study: a baseline and S = 4 systems, R seeds each, n examples, ac
 
     logit[k, r, i] = difficulty_i + g_ki + c_r + u_kr + effect * [k = 1]
 
-difficulty ~ N(1.4, 3) shared (as `analysis.simulation`), g_ki ~ N(0, 0.75 / sqrt 2) per-example system
+difficulty ~ N(1.4, 3) shared (as `analysis.stats.simulation`), g_ki ~ N(0, 0.75 / sqrt 2) per-example system
 differences, c_r ~ N(0, 0.2) a seed effect shared by every system (cancels in a paired difference),
 u_kr the seed x system effect, sd 0.2 (about 2 accuracy points per run), drawn per scenario: normal,
 heavy-tailed (t with 3 df, same sd), bimodal (+-0.2 with N(0, 0.05) jitter), and heterogeneous: one
@@ -31,7 +31,7 @@ from scipy.special import expit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis import crossed, pooled  # noqa: E402
+from analysis.stats import crossed, pooled  # noqa: E402
 
 ALPHA = 0.05
 TARGET = (0.03, 0.07)

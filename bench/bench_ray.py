@@ -29,9 +29,9 @@ def main() -> None:
     import ray
 
     from r2d.config import load_config
-    from r2d.distributed import ensure_ray
-    from r2d.runner import train
-    from r2d.train import run
+    from r2d.run.distributed import ensure_ray
+    from r2d.run.runner import train
+    from r2d.train.loop import run
 
     out = Path(tempfile.mkdtemp(prefix="r2d-bench-ray-"))
     overrides = [f"model.cache_dir={out / 'cache'}", f"resources.storage_path={out / 'storage'}",

@@ -2,8 +2,8 @@
 
 Each replication is one simulated study: a fresh test set drawn from a population, two configurations
 (constant_mix at alpha 0.5 and 0.6) with known population accuracies, `--seeds` runs each, written as
-run directories by r2d's own writer (`r2d.evaluate.write_run_dir`), read back by `analysis.runs`,
-grouped by `analysis.systems` and reported by `analysis.report.build_report` with `--test auto`
+run directories by r2d's own writer (`r2d.train.evaluate.write_run_dir`), read back by `analysis.load.runs`,
+grouped by `analysis.load.systems` and reported by `analysis.report.build_report` with `--test auto`
 (tests/sim_runs.py: `replicate_comparison`). Per world:
 
 1. A/A (equal population accuracy): the share of replications whose table marks the difference

@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scipy import stats as scipy_stats  # noqa: E402
 
-from analysis.crossed_planning import noncentrality_for_power  # noqa: E402
 from analysis.sequential import Design  # noqa: E402
 from analysis.sequential.decisions import BETTER, EQUIVALENT, WORSE  # noqa: E402
 from analysis.sequential.simulate import Outcome, run_adaptive, run_fixed  # noqa: E402
+from analysis.stats.crossed_planning import noncentrality_for_power  # noqa: E402
 
 COMPARISONS = 3
 NOISES = ("normal", "t3", "divergent")

@@ -22,12 +22,12 @@ import time
 
 import torch
 
-from r2d import prompts
-from r2d.batches import BatchOrder, pad, pad_targets
 from r2d.config import load_config
-from r2d.decode import LabelScorer, predict_labels
-from r2d.objectives import TaskModel
-from r2d.prepare import prepare
+from r2d.model import prompts
+from r2d.model.decode import LabelScorer, predict_labels
+from r2d.train.batches import BatchOrder, pad, pad_targets
+from r2d.train.objectives import TaskModel
+from r2d.train.prepare import prepare
 
 
 def timed(fn, repeats: int) -> float:

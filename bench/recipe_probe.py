@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from r2d.config import load_config
-from r2d.train import run
+from r2d.train.loop import run
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "outputs" / "recipe-probe"

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.referee import build_referee_report, load_plan  # noqa: E402
-from analysis.runs import load_run_dirs  # noqa: E402
+from analysis.load.runs import load_run_dirs  # noqa: E402
+from analysis.referee.report import build_referee_report, load_plan  # noqa: E402
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 

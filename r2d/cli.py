@@ -12,16 +12,16 @@ import sys
 from pathlib import Path
 from typing import NoReturn, get_args
 
-from r2d import runner
 from r2d.config import ConfigError, DataConfig, Options, blame, load_config, override_origins
 from r2d.data import DataError, load_dataset
-from r2d.evaluate import evaluate, write_run_dir
-from r2d.health import health_line
-from r2d.modeling import ModelError
-from r2d.preflight import check_run, check_writable
-from r2d.prepare import prepare
-from r2d.runtime import Runtime
+from r2d.model.modeling import ModelError
+from r2d.run import runner
+from r2d.run.preflight import check_run, check_writable
 from r2d.schema import CONFIG_FILE, RUN_FILE
+from r2d.scoring.health import health_line
+from r2d.train.evaluate import evaluate, write_run_dir
+from r2d.train.prepare import prepare
+from r2d.train.runtime import Runtime
 
 
 class OneLineParser(argparse.ArgumentParser):

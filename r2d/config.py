@@ -216,7 +216,7 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _check_batches(self) -> Config:
-        """Each worker takes an equal share of a batch, in grad_accum equal micro-batches (r2d/train.py
+        """Each worker takes an equal share of a batch, in grad_accum equal micro-batches (r2d/train/loop.py
         checks it again when a stage starts). Stage 1 only if the variant trains it (the variant wins)."""
         workers = self.resources.num_workers
         stages = [("stage1", self.stage1)] if variant_settings(self.variant)["stage1.enabled"] else []

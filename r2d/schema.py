@@ -72,5 +72,5 @@ RUN_KEYS = (
     "sweep_id",
     "mlflow_run_id",
     "error",  # only when status is not FINISHED
-    "health",  # {flag: bool}: collapsed, still_improving, diverged, early_stopped, failed (r2d/health.py)
+    "health",  # {flag: bool}: collapsed, still_improving, diverged, early_stopped, failed (r2d/scoring/health.py)
 )

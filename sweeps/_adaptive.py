@@ -23,9 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from analysis.load.mlflow_runs import load_mlflow_runs
+from analysis.load.selection import choose_baselines
+from analysis.load.systems import match_systems
 from analysis.metrics import resolve_metric
-from analysis.mlflow_runs import load_mlflow_runs
-from analysis.selection import choose_baselines
 from analysis.sequential import (
     Design,
     LookResult,
@@ -36,14 +37,13 @@ from analysis.sequential import (
     start_state,
     state_from_json,
 )
-from analysis.systems import match_systems
-from r2d import tracking
 from r2d.config import ConfigError, load_config, validate_config
-from r2d.placement import trials_on
-from r2d.plan import Question, estimate
-from r2d.record import system_id
-from r2d.study import AdaptiveOptions, Study, SweepOptions, base_config, grid_points, trial_config
-from r2d.sweep import run_sweep
+from r2d.run import tracking
+from r2d.sweep.placement import trials_on
+from r2d.sweep.plan import Question, estimate
+from r2d.sweep.run import run_sweep
+from r2d.sweep.study import AdaptiveOptions, Study, SweepOptions, base_config, grid_points, trial_config
+from r2d.train.record import system_id
 
 PLANNING_SD = 3.0  # points: the sd of a per-seed difference --dry-run plans with (measured: 2-4)
 
@@ -62,7 +62,7 @@ def design_for(adaptive: AdaptiveOptions) -> Design:
 
 
 def _round_seconds(study: Study, opts: SweepOptions, trials: int) -> float:
-    """A look's expected wall time from the preset's measured trial time (r2d.plan.estimate) on the
+    """A look's expected wall time from the preset's measured trial time (r2d.sweep.plan.estimate) on the
     local Ray r2d would start (a cluster: as if one trial ran at a time, the cautious guess)."""
     cfg = validate_config(base_config(study, opts))
     guess = estimate(study, {}, cfg.stage2.max_steps, load_config(study.config).stage2.max_steps)

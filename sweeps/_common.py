@@ -7,11 +7,11 @@ the sweep's parent MLflow run. r2d never imports analysis/; run_sweep calls what
 from pathlib import Path
 from typing import Any
 
-from analysis.mlflow_runs import load_mlflow_runs
-from analysis.referee import build_referee_report, load_plan
+from analysis.load.mlflow_runs import load_mlflow_runs
+from analysis.referee.report import build_referee_report, load_plan
 from analysis.report import attach_to_mlflow, build_report
-from r2d import tracking
-from r2d.sweep import FinishedSweep
+from r2d.run import tracking
+from r2d.sweep.run import FinishedSweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,8 @@ import sys
 from _adaptive import run_until_decided
 from _common import CPU_ESTIMATE_S, analyse_sweep, preset
 
-from r2d.study import Study
-from r2d.sweep_cli import main_for
+from r2d.sweep.cli import main_for
+from r2d.sweep.study import Study
 from r2d.variants import VARIANT_NAMES
 
 DEFAULT = Study(

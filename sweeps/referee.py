@@ -19,9 +19,9 @@ import rationale_source
 import schedule_sensitivity
 from _common import analyse_sweep
 
-from r2d.plan import Question
-from r2d.study import Study
-from r2d.sweep_cli import main_for
+from r2d.sweep.cli import main_for
+from r2d.sweep.plan import Question
+from r2d.sweep.study import Study
 
 # The referee's controls (DESIGN section 4): fixed teacher forcing, joint training without a
 # schedule, standard fine-tuning with the combined objective, each against r2d.

@@ -1,4 +1,4 @@
-"""Simulated r2d runs with known truth, written by r2d's own run-directory writer (`r2d.evaluate.write_run_dir`).
+"""Simulated r2d runs with known truth, written by r2d's own run-directory writer (`r2d.train.evaluate.write_run_dir`).
 
 The truth is a crossed random-effects model on the logit of "this run gets this example right":
 
@@ -21,14 +21,14 @@ import numpy as np
 from scipy import optimize
 from scipy.special import expit
 
-from analysis import crossed, crossed_planning
+from analysis.load.runs import load_run_dirs
 from analysis.report import build_report
-from analysis.runs import load_run_dirs
-from analysis.tables import ComparisonRow
+from analysis.stats import crossed, crossed_planning
+from analysis.tables.comparison import ComparisonRow
 from r2d.config import Config, load_config
-from r2d.evaluate import write_run_dir
-from r2d.health import FLAGS
-from r2d.record import write_run_record
+from r2d.scoring.health import FLAGS
+from r2d.train.evaluate import write_run_dir
+from r2d.train.record import write_run_record
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "triage-tiny.yaml"

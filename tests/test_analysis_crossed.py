@@ -1,4 +1,4 @@
-"""The crossed seed x example test (analysis.crossed): estimator, reductions, calibration, power, planning.
+"""The crossed seed x example test (analysis.stats.crossed): estimator, reductions, calibration, power, planning.
 
 Calibration bands are binomial: a test with true rejection rate 0.05 lands inside the central 99.9%
 interval of Binomial(N, 0.05) / N with probability 0.999, so a failure means miscalibration, not bad
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from analysis import across_seeds, crossed, crossed_planning, pseudo_values, simulation, sufficient
+from analysis.stats import across_seeds, crossed, crossed_planning, pseudo_values, simulation, sufficient
 
 ALPHA = 0.05
 

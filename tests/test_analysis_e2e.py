@@ -1,5 +1,5 @@
 """End to end through the whole report path (files -> runs -> systems -> table), on run directories written by
-r2d's own writer (`r2d.evaluate.write_run_dir`) from simulated predictions with known truth (tests/sim_runs.py).
+r2d's own writer (`r2d.train.evaluate.write_run_dir`) from simulated predictions with known truth (tests/sim_runs.py).
 
 Issue 10: a row is one configuration, one set of seeds per row, one macro-F1, metrics a system cannot have
 shown as n/a, words for numbers that cannot be true, calibration and power through the report path;
@@ -19,13 +19,13 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn.metrics import f1_score
 
-from analysis import health as analysis_health
 from analysis.cli import main
+from analysis.load import health as analysis_health
+from analysis.load.runs import load_run_dir, load_run_dirs
 from analysis.metrics import METRICS
 from analysis.report import build_report
-from analysis.runs import load_run_dir, load_run_dirs
-from r2d import health as r2d_health
-from r2d.metrics import LabelMetrics
+from r2d.scoring import health as r2d_health
+from r2d.scoring.metrics import LabelMetrics
 from tests import sim_runs as sim
 
 R2D = ("variant=r2d",)

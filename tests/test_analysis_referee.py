@@ -18,12 +18,12 @@ import pytest
 
 from analysis.cli import main
 from analysis.errors import InputError
+from analysis.load.runs import load_run_dirs
 from analysis.metrics import METRICS
-from analysis.referee import build_referee_report, load_plan, runs_for_question, write_referee_report
-from analysis.referee_page import Image, Paragraph, Table, parse_markdown_table, split_table, to_html
-from analysis.runs import load_run_dirs
-from analysis.tables import ComparisonRow
-from analysis.verdicts import comparison_verdict
+from analysis.referee.page import Image, Paragraph, Table, parse_markdown_table, split_table, to_html
+from analysis.referee.report import build_referee_report, load_plan, runs_for_question, write_referee_report
+from analysis.referee.verdicts import comparison_verdict
+from analysis.tables.comparison import ComparisonRow
 from tests import sim_runs as sim
 
 SEEDS = [0, 1, 2]

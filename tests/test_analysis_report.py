@@ -18,8 +18,8 @@ import pytest
 
 from analysis.cli import main
 from analysis.errors import InputError
+from analysis.load.runs import load_run_dirs
 from analysis.report import build_report, report_for_sweep
-from analysis.runs import load_run_dirs
 
 LABELS = ["home care", "see doctor", "urgent care", "emergency"]
 WORDS = "patient should see doctor home care urgent pain fever since yesterday today chest cough rash".split()
@@ -266,9 +266,9 @@ def test_analysis_never_imports_torch(sweep_dirs: Path, tmp_path: Path) -> None:
     script = (
         "import importlib, pkgutil, sys\n"
         "import mlflow, analysis, analysis.cli\n"
-        "for module in pkgutil.iter_modules(analysis.__path__):\n"
-        "    if not module.name.startswith('_'):\n"
-        "        importlib.import_module('analysis.' + module.name)\n"
+        "for module in pkgutil.walk_packages(analysis.__path__, 'analysis.'):\n"
+        "    if not module.name.rpartition('.')[2].startswith('_'):\n"
+        "        importlib.import_module(module.name)\n"
         f"code = analysis.cli.main(['report', '--runs', {str(sweep_dirs)!r}, '--out', {str(tmp_path / 'o')!r},"
         " '--resamples', '200', '--metrics', 'correct'])\n"
         "assert code == 0, code\n"

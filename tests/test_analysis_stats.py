@@ -1,4 +1,4 @@
-"""The statistics modules (analysis.sufficient, intervals, significance, across_seeds, power) against references
+"""The statistics modules (analysis.stats.sufficient, intervals, significance, across_seeds, power) against references
 (scipy, statsmodels, sacreBLEU, scikit-learn), calibration, edge cases.
 
 Monte Carlo tolerances are a few standard errors of the quantity compared, so that the tests
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from analysis import across_seeds, intervals, power, significance, sufficient
+from analysis.stats import across_seeds, intervals, power, significance, sufficient
 
 ALPHA = 0.05
 WORDS = (

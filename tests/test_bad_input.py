@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 import ray
 
-from r2d import cli, sweep, sweep_cli
+from r2d import cli
+from r2d.sweep import cli as sweep_cli
+from r2d.sweep import run as sweep
 
 from .conftest import ROOT
 
@@ -321,7 +323,7 @@ def test_good_input_gets_past_every_check(tmp_path):
 
 def test_an_interrupted_sweep_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
     """Ctrl-C (or SIGTERM) reaches the CLI as KeyboardInterrupt once the parent run is KILLED
-    (r2d.runner.sweep_run; the sweep raises it instead of Tune's own SIGINT handling)."""
+    (r2d.run.runner.sweep_run; the sweep raises it instead of Tune's own SIGINT handling)."""
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt("signal 2")
 

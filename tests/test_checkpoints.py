@@ -1,4 +1,4 @@
-"""RNG states in resumable checkpoints (r2d/checkpoints.py): torch CPU, numpy, Python, and CUDA's.
+"""RNG states in resumable checkpoints (r2d/train/checkpoints.py): torch CPU, numpy, Python, and CUDA's.
 
 This machine has no GPU. The CPU tests run as they would anywhere; the CUDA branches (a GPU run
 saving its devices' states, restoring them onto as many devices or warning on a mismatch) are
@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
-from r2d.checkpoints import STATE_FILE, TrainState, load_checkpoint, restore, save_checkpoint, save_weights
+from r2d.train.checkpoints import STATE_FILE, TrainState, load_checkpoint, restore, save_checkpoint, save_weights
 
 STATE = TrainState(2, 9, 0.5, 7, 1)
 

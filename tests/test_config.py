@@ -60,7 +60,7 @@ def test_every_shipped_config_validates():
 
 def test_a_fixed_stage1_seed_shares_one_stage1_across_seeds():
     """stage1.seed: every seed of a study trains (and finds) the same Stage 1; unset, each seed has its own."""
-    from r2d.stage1_store import stage1_key
+    from r2d.train.stage1_store import stage1_key
 
     shared = [load_config(None, [f"seed={s}", "stage1.seed=7"]) for s in (0, 1)]
     own = [load_config(None, [f"seed={s}"]) for s in (0, 1)]

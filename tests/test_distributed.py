@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from r2d import runner
 from r2d.config import load_config
-from r2d.distributed import LOCAL_TRAIN_ENV
+from r2d.run import runner
+from r2d.run.distributed import LOCAL_TRAIN_ENV
 
 from .conftest import tiny_overrides
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module", autouse=True)
 def local_train_env():
-    """The Train settings `r2d` gives a Ray it starts (r2d/distributed.py), for these tests' own Rays too:
+    """The Train settings `r2d` gives a Ray it starts (r2d/run/distributed.py), for these tests' own Rays too:
     no preemption watcher or metrics actors, 0.5 s polling; each fit() starts seconds sooner."""
     with pytest.MonkeyPatch.context() as mp:
         for key, value in LOCAL_TRAIN_ENV.items():

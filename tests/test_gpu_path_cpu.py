@@ -2,8 +2,8 @@
 
 Each preset (its data, decoding mode, precision switch, evaluation) runs `r2d.train.run` for a couple
 of Stage 1 and Stage 2 steps and one evaluation, with `model.name` pointing at a local directory
-that holds a randomly initialised model of a hub architecture (r2d.modeling.save_random_init) and a
-tokenizer trained offline. Needs the trainer (r2d/train.py): a failure here may be the trainer's.
+that holds a randomly initialised model of a hub architecture (r2d.model.modeling.save_random_init) and a
+tokenizer trained offline. Needs the trainer (r2d/train/loop.py): a failure here may be the trainer's.
 
 CI form (< 90 s): configs/pubmedqa-t5-small.yaml, whose own shape is t5-small. Bench form
 (R2D_BIG_SHAPES=1): every GPU preset at its own shape (t5-base, t5-large, flan-t5-large: minutes
@@ -26,7 +26,7 @@ import pytest
 from r2d import schema
 from r2d.config import load_config
 from r2d.data import load_dataset
-from r2d.modeling import save_random_init, tokenizer_corpus
+from r2d.model.modeling import save_random_init, tokenizer_corpus
 
 BIG = os.environ.get("R2D_BIG_SHAPES") == "1"
 # CI: the one preset whose own architecture is t5-small; every other preset runs in the bench form.
@@ -96,7 +96,7 @@ def model_dirs(tmp_path_factory, pubmedqa_dir, bioasq_file):
 
 
 def run_preset(preset: str, shape: str | None, tmp_path: Path, model_dirs, pubmedqa_dir, bioasq_file) -> None:
-    from r2d.train import run  # the trainer under test (imports torch, the model code, Ray's runtime)
+    from r2d.train.loop import run  # the trainer under test (imports torch, the model code, Ray's runtime)
 
     base = load_config(preset)
     shape = shape or base.model.name

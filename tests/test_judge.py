@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from r2d.config import JudgeConfig
-from r2d.judge import JudgeClient, JudgeError
+from r2d.scoring.judge import JudgeClient, JudgeError
 
 
 class ChatHandler(BaseHTTPRequestHandler):

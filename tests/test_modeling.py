@@ -6,7 +6,7 @@ from transformers import AutoTokenizer, T5ForConditionalGeneration, T5Tokenizer
 
 from r2d.config import load_config
 from r2d.data import load_dataset
-from r2d.modeling import ModelError, load_model, tiny_tokenizer, tokenizer_corpus
+from r2d.model.modeling import ModelError, load_model, tiny_tokenizer, tokenizer_corpus
 
 from .conftest import tiny_overrides
 

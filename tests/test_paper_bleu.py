@@ -20,9 +20,9 @@ import pytest
 from nltk.tokenize.punkt import save_punkt_params
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-from r2d import metrics
 from r2d.config import BertScoreConfig
-from r2d.metrics import RationaleBERTScore, RationalePaperBLEU, paper_word_tokenize
+from r2d.scoring import metrics
+from r2d.scoring.metrics import RationaleBERTScore, RationalePaperBLEU, paper_word_tokenize
 
 # sha256 of NLTK's punkt_tab/english tables (canonical JSON below), from NLTK's own download.
 PUNKT_TAB_ENGLISH_SHA256 = "a7325e5c98bb345a43b03dd0012949a6ba63d5f368c1ba019e2814085a396dbe"

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from r2d import modeling
 from r2d.config import load_config
 from r2d.data import load_dataset
-from r2d.modeling import (
+from r2d.model import modeling
+from r2d.model.modeling import (
     HUB_T5_SHAPES,
     build_architecture,
     hub_t5_config,
@@ -24,7 +24,7 @@ from r2d.modeling import (
     save_random_init,
     tokenizer_corpus,
 )
-from r2d.schedules import Schedule
+from r2d.train.schedules import Schedule
 
 PAPER_PRESETS = sorted(str(p) for p in Path("configs").glob("paper-*.yaml"))
 GPU_PRESETS = ["configs/pubmedqa-t5-base.yaml", "configs/pubmedqa-t5-small.yaml", "configs/triage-flan-t5-large.yaml"]

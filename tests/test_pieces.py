@@ -9,14 +9,15 @@ import torch
 from mlflow import MlflowClient
 from transformers import T5Config, T5ForConditionalGeneration
 
-from r2d import health, runner
-from r2d.checkpoints import TrainState, load_checkpoint, restore, save_checkpoint, save_weights
 from r2d.config import ConfigError, load_config, read_config, validate_config
-from r2d.record import final_metrics
-from r2d.runtime import Runtime
-from r2d.sampling import ScheduledSampler
-from r2d.schedules import ConfidenceGate
-from r2d.trial import TrialContext
+from r2d.run import runner
+from r2d.scoring import health
+from r2d.sweep.trial import TrialContext
+from r2d.train.checkpoints import TrainState, load_checkpoint, restore, save_checkpoint, save_weights
+from r2d.train.record import final_metrics
+from r2d.train.runtime import Runtime
+from r2d.train.sampling import ScheduledSampler
+from r2d.train.schedules import ConfidenceGate
 
 
 class Capture(Runtime):

@@ -11,11 +11,11 @@ import pytest
 import ray
 from mlflow import MlflowClient
 
-from r2d import tracking
 from r2d.config import read_config
-from r2d.plan import Estimate, Question, describe, mark_reused, plan_json, plan_trials, stage1_points, to_train
-from r2d.study import Study, SweepOptions
-from r2d.sweep import dry_run
+from r2d.run import tracking
+from r2d.sweep.plan import Estimate, Question, describe, mark_reused, plan_json, plan_trials, stage1_points, to_train
+from r2d.sweep.run import dry_run
+from r2d.sweep.study import Study, SweepOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = str(ROOT / "configs" / "triage-tiny-sweep.yaml")

@@ -1,4 +1,4 @@
-"""The pooled crossed test (analysis.pooled): mean squares by hand, the homogeneity fallback, A/A size, bad input."""
+"""The pooled crossed test (analysis.stats.pooled): mean squares by hand, homogeneity fallback, A/A size, bad input."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as scipy_stats
 from scipy.special import expit
 
-from analysis import crossed, crossed_planning, pooled
+from analysis.stats import crossed, crossed_planning, pooled
 
 
 def _constructed() -> np.ndarray:
@@ -141,8 +141,8 @@ def test_bad_input(kwargs: dict, message: str) -> None:
 
 
 def test_report_shows_both_mdes_and_uses_the_pooled_p_only_when_asked(tmp_path) -> None:
+    from analysis.load.runs import load_run_dirs
     from analysis.report import build_report  # the report path (pandas, sacrebleu) only for this test
-    from analysis.runs import load_run_dirs
     from tests.test_analysis_report import write_run
 
     root = tmp_path / "runs"

@@ -16,12 +16,12 @@ import pytest
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from r2d import prompts
 from r2d.config import Config, load_config
 from r2d.data import load_dataset
-from r2d.decode import LabelScorer, generate_text
-from r2d.modeling import load_model, tokenizer_corpus
-from r2d.sampling import ScheduledSampler
+from r2d.model import prompts
+from r2d.model.decode import LabelScorer, generate_text
+from r2d.model.modeling import load_model, tokenizer_corpus
+from r2d.train.sampling import ScheduledSampler
 
 from .conftest import tiny_overrides
 

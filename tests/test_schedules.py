@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from r2d.config import SHAPES, ScheduleConfig
-from r2d.schedules import ConfidenceGate, Schedule, alpha_at
+from r2d.train.schedules import ConfidenceGate, Schedule, alpha_at
 
 MAX = 1000
 

@@ -17,7 +17,8 @@ import pytest
 from scipy import stats
 from sklearn.metrics import f1_score
 
-from analysis.runs import Run
+from analysis.load.runs import Run
+from analysis.load.systems import MatchedSystems, System
 from analysis.sequential import (
     Design,
     calibrate_t_boundaries,
@@ -35,7 +36,6 @@ from analysis.sequential import (
 from analysis.sequential.boundaries import cache_key, simulate_null_t
 from analysis.sequential.decisions import BETTER, EQUIVALENT, OPEN, WORSE, decide_look
 from analysis.sequential.simulate import expected_trials, run_adaptive
-from analysis.systems import MatchedSystems, System
 
 OBF_K5 = [4.8769, 3.3569, 2.6803, 2.2898, 2.0310]
 POCOCK_K5 = [2.4380, 2.4268, 2.4101, 2.3966, 2.3859]

@@ -3,11 +3,11 @@
 import pytest
 
 from r2d.config import load_config, read_config
-from r2d.placement import trials_that_fit
-from r2d.plan import PlannedTrial, plan_trials, stage1_points, study_question
-from r2d.study import Study, grid_points, trial_config, trial_key
-from r2d.sweep import SweepFailed, check_something_finished
-from r2d.sweep_cli import format_table
+from r2d.sweep.cli import format_table
+from r2d.sweep.placement import trials_that_fit
+from r2d.sweep.plan import PlannedTrial, plan_trials, stage1_points, study_question
+from r2d.sweep.run import SweepFailed, check_something_finished
+from r2d.sweep.study import Study, grid_points, trial_config, trial_key
 
 BASE = load_config("configs/triage-tiny-sweep.yaml")
 RAW = read_config("configs/triage-tiny-sweep.yaml")

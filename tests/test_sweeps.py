@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from r2d.config import read_config
-from r2d.distributed import LOCAL_TRAIN_ENV
-from r2d.plan import plan_trials
+from r2d.run.distributed import LOCAL_TRAIN_ENV
+from r2d.sweep.plan import plan_trials
 
 from .conftest import ROOT, free_port, stop_pid
 
@@ -35,7 +35,7 @@ TINY = [
 
 # A throwaway cluster on 127.0.0.1 only: no token auth (a token left in ~/.ray by an earlier
 # `ray.init` would otherwise make the second node's `ray start` fail authentication).
-# Train's settings for a local Ray (r2d/distributed.py: no preemption watcher, no metrics, 0.5 s
+# Train's settings for a local Ray (r2d/run/distributed.py: no preemption watcher, no metrics, 0.5 s
 # polling): these two nodes on one machine have no spot preemption either, and each fit() saves seconds.
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", **LOCAL_TRAIN_ENV}
 
@@ -139,7 +139,7 @@ import json, sys
 import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from r2d.placement import trials_that_fit
+from r2d.sweep.placement import trials_that_fit
 
 address, driver_cpus, worker_cpus, forced = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 ray.init(address=address, log_to_driver=False)

@@ -6,7 +6,7 @@ import pytest
 from mlflow import MlflowClient
 
 from r2d.config import load_config
-from r2d.runner import train
+from r2d.run.runner import train
 
 from .conftest import tiny_overrides
 

@@ -8,15 +8,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from r2d import runner
-from r2d.batches import pad
 from r2d.cli import main
 from r2d.config import load_config, validate_config
-from r2d.decode import LabelScorer, predict_labels
-from r2d.prepare import prepare
-from r2d.runtime import Runtime
+from r2d.model.decode import LabelScorer, predict_labels
+from r2d.run import runner
 from r2d.schema import PREDICTION_COLUMNS
-from r2d.train import NonFiniteLoss, run
+from r2d.train.batches import pad
+from r2d.train.loop import NonFiniteLoss, run
+from r2d.train.prepare import prepare
+from r2d.train.runtime import Runtime
 from r2d.variants import VARIANT_NAMES, VARIANTS
 
 from .conftest import tiny_overrides

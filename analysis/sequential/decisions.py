@@ -27,9 +27,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as scipy_stats
 
-from analysis.crossed_planning import MAX_SEEDS, t_test_power
 from analysis.sequential.boundaries import t_boundaries
 from analysis.sequential.design import Design
+from analysis.stats.crossed_planning import MAX_SEEDS, t_test_power
 
 OPEN, BETTER, WORSE, EQUIVALENT, UNDECIDED = 0, 1, 2, 3, 4
 STATUS_NAMES = ("open", "better", "worse", "equivalent", "undecided")

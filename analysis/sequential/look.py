@@ -1,7 +1,7 @@
 """The sweep driver's entry point: `evaluate_look(values, state)` at each planned look.
 
 `values` are per-(system, seed) metric values in points: `{metric: {system: {seed: value}}}`
-(`per_seed_values(matched)` builds them from `analysis.systems.MatchedSystems`). The state carries
+(`per_seed_values(matched)` builds them from `analysis.load.systems.MatchedSystems`). The state carries
 the design, the baseline and each comparison's history, and round-trips through JSON
 (`SequentialState.to_json` / `state_from_json`), so `--resume` continues the same error budget.
 Look times are the design's seed counts only; nothing here chooses them from observed effects.
@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from analysis.load.systems import MatchedSystems
 from analysis.metrics import resolve_metric
 from analysis.sequential.decisions import (
     OPEN,
@@ -27,7 +28,6 @@ from analysis.sequential.decisions import (
     fixed_design_seeds,
 )
 from analysis.sequential.design import Design, design_from_dict
-from analysis.systems import MatchedSystems
 
 Values = Mapping[str, Mapping[str, Mapping[int, float]]]
 
