@@ -9,6 +9,12 @@ Starts `mlflow ui` on 127.0.0.1 (a free port) over the store, waits for /health,
 --screenshot, prints whether the parent run's name and its children's names are on the page and
 whether the page is a traces view, then stops the server by its PID. Chromium is not a project
 dependency (`apt-get install chromium`).
+
+Verified 2026-12-05 (MLflow 3.17.2, 2-core AMD EPYC VM), a store with one parent and two children:
+without --query the experiment opens on the GenAI Overview (parent 0 of 1 on the page); with
+`--query workflowType=machine_learning` it opens on the Runs table (parent 1 of 1; children are folded
+under the parent, so their names are not in the DOM). The experiment tag `mlflow.experimentKind` is
+ignored by 3.17.2's landing logic: the global workflowType (URL query, else localStorage) decides.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ def main() -> int:
     ap.add_argument("--tracking-uri", required=True)
     ap.add_argument("--experiment", required=True)
     ap.add_argument("--out", default="outputs/mlflow-ui")
+    ap.add_argument("--query", default="",
+                    help="appended to the experiment URL, e.g. 'workflowType=machine_learning'")
     args = ap.parse_args()
     browser = next((path for name in BROWSERS if (path := shutil.which(name))), None)
     if browser is None:
@@ -77,6 +85,7 @@ def main() -> int:
     try:
         wait_for(f"http://127.0.0.1:{port}/health")
         url = f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}"
+        url += f"?{args.query}" if args.query else ""
         dom = chromium(browser, url, "--dump-dom").stdout
         chromium(browser, url, f"--screenshot={out / 'experiment.png'}")
     finally:
