@@ -69,6 +69,7 @@ RUN_KEYS = (
     "labels",  # the closed label set, in order
     "splits",  # splits with a predictions file
     "git_commit",
+    "torch_threads",  # the torch intra-op thread count the training ran with (resources.torch_threads)
     "sweep_id",
     "mlflow_run_id",
     "error",  # only when status is not FINISHED
