@@ -8,11 +8,13 @@ CPU model, ISA switches) that differ from this environment. Exit 0 identical, 1 
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
+from mlflow.exceptions import MlflowException
 
 from r2d import runner
 from r2d.config import load_config
@@ -44,7 +46,11 @@ def regenerate(run_id: str, tracking_uri: str, out_dir: Path | None = None) -> t
 
 
 def cmd_regenerate(run_id: str, tracking_uri: str, out_dir: str | None) -> int:
-    identical, differences = regenerate(run_id, tracking_uri, Path(out_dir) if out_dir else None)
+    try:
+        identical, differences = regenerate(run_id, tracking_uri, Path(out_dir) if out_dir else None)
+    except MlflowException as err:  # an unknown run id, or a run without the recorded artifacts
+        print(f"r2d: error: --run-id {run_id}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
     print("identical" if identical else "differs")
     for line in differences:
         print(f"  {line}")

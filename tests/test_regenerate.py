@@ -28,3 +28,9 @@ def test_differences_name_the_recorded_settings():
     here = {"r2d.env.torch": "2.13.0", "r2d.env.cpu_model": "A"}
     assert setting_differences(recorded, here) == ["MKL_CBWR: recorded AVX2, here (unset)",
                                                    "torch: recorded 2.12.0, here 2.13.0"]
+
+
+def test_unknown_run_id_is_one_line(tmp_path, capsys):
+    code = main(["regenerate", "--run-id", "0" * 32, "--tracking-uri", f"sqlite:///{tmp_path / 'empty.db'}"])
+    ours = [line for line in capsys.readouterr().err.splitlines() if line.startswith("r2d:")]  # not MLflow's logs
+    assert code == 2 and len(ours) == 1 and ours[0].startswith("r2d: error: --run-id 000") and "not found" in ours[0]
