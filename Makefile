@@ -2,9 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test sweep referee lint bench
+.PHONY: install test sweep referee lint bench lock
 
-$(VENV)/.r2d-installed: pyproject.toml scripts/install.sh
+$(VENV)/.r2d-installed: pyproject.toml scripts/install.sh locks/cpu.txt
 	bash scripts/install.sh
 
 install: $(VENV)/.r2d-installed
@@ -24,3 +24,7 @@ lint: install
 bench: install
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_analysis.py
+
+# Refresh locks/cpu.txt from a fresh .[dev] install (see README, Reproducibility).
+lock: install
+	$(PY) scripts/lock.py --cuda

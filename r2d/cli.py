@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Ray Train workers (default: resources.num_workers; 1 runs in process)")
     train.add_argument("--ray", action="store_true", help="run under Ray Train even with one worker")
 
+    regen = sub.add_parser("regenerate", help="re-train one recorded MLflow run here; are its predictions identical?")
+    regen.add_argument("--run-id", required=True, help="the training's MLflow run id")
+    regen.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db")
+    regen.add_argument("--out", default=None, help="directory for the re-run (default: a temporary one)")
+
     evaluate = sub.add_parser("evaluate", help="re-evaluate a saved run")
     evaluate.add_argument("--run", required=True, help="run directory written by `r2d train`")
     evaluate.add_argument("--split", action="append", choices=["dev", "test"], help="split(s) (default: test)")
@@ -129,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_data_summary(args)
         if args.command == "train":
             return cmd_train(args)
+        if args.command == "regenerate":
+            # Imported here: mlflow is heavy and the other commands do not need it.
+            from r2d.run.regenerate import cmd_regenerate
+
+            uri = args.tracking_uri or load_config(None).tracking.tracking_uri
+            return cmd_regenerate(args.run_id, uri, args.out)
         return cmd_evaluate(args)
     except (ConfigError, DataError, ModelError) as err:
         print(f"r2d: error: {err}", file=sys.stderr)

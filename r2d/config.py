@@ -176,12 +176,21 @@ class ResourcesConfig(_Section):
     gpus_per_worker: float = Field(0.0, ge=0.0)
     trial_cpus: float = Field(0.1, gt=0.0)  # the Tune trial driver; small so Train workers fit
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast on GPU only; CPU stays fp32
+    # Part of the configuration, not of the machine: None resolves ONCE, at validation, to one thread per
+    # CPU a Train worker reserves (round(cpus_per_worker), at least 1), so a Ray actor (whose OMP threads
+    # Ray sets from its CPU count) or a bigger machine does not silently compute with a different count.
     torch_threads: int | None = Field(None, ge=1)
     # Ray Train/Tune results, checkpoints and the Stage 1 cache (local dir, s3://...): the only storage
     # nodes share. Default: $R2D_STORAGE (set on the cluster by cluster.yaml), else outputs/ray.
     storage_path: str = Field(default_factory=lambda: os.environ.get("R2D_STORAGE") or "outputs/ray")
     max_failures: int = Field(2, ge=0)
     ray_address: str | None = None  # None: start a local Ray; "auto": join a running cluster
+
+    @model_validator(mode="after")
+    def _resolve_threads(self) -> ResourcesConfig:
+        if self.torch_threads is None:
+            self.torch_threads = max(1, round(self.cpus_per_worker))
+        return self
 
     def worker_resources(self) -> dict[str, float]:
         """One Ray Train worker's resource request (a GPU worker without gpus_per_worker takes 1)."""

@@ -69,6 +69,8 @@ RUN_KEYS = (
     "labels",  # the closed label set, in order
     "splits",  # splits with a predictions file
     "git_commit",
+    "torch_threads",  # the torch intra-op thread count the training ran with (resources.torch_threads)
+    "environment",  # {python, torch, transformers, ..., git_commit, cpu_model, ISA env vars set} (r2d.record)
     "sweep_id",
     "mlflow_run_id",
     "error",  # only when status is not FINISHED

@@ -31,5 +31,20 @@ else
   fi
 fi
 
-pip install -e ".[dev]"
+# Exact versions from the lock that matches the machine; -c alone does not downgrade what is
+# already installed, so lockcheck.py then fails with one line naming a package that differs.
+if [ -z "${LOCK:-}" ]; then
+  if "$VENV/bin/python" -c "import sys, torch; sys.exit(0 if torch.version.cuda else 1)" 2>/dev/null; then
+    LOCK=locks/cuda.txt
+  else
+    LOCK=locks/cpu.txt
+  fi
+fi
+if grep -q '^[A-Za-z0-9]' "$LOCK"; then
+  pip install -c "$LOCK" -e ".[dev]"
+  "$VENV/bin/python" scripts/lockcheck.py "$LOCK"
+else
+  echo "install: $LOCK holds no pins (see its header); installing from pyproject ranges, unchecked" >&2
+  pip install -e ".[dev]"
+fi
 touch "$VENV/.r2d-installed"

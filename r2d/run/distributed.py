@@ -85,8 +85,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     ctx = ray.train.get_context()
     runtime = RayRuntime(device=ray.train.torch.get_device(), rank=ctx.get_world_rank(),
                          world_size=ctx.get_world_size())
-    if cfg.resources.torch_threads:
-        torch.set_num_threads(cfg.resources.torch_threads)
+    torch.set_num_threads(cfg.resources.torch_threads)  # resolved at config load, never None
     if config.get("tracking") and runtime.is_main:
         # Imported here: mlflow is heavy and a worker without tracking (Stage 1 phase) need not load it.
         from r2d.run.tracking import MetricLogger

@@ -35,8 +35,7 @@ def seed_everything(seed: int) -> None:
 def prepare(cfg: Config, device: torch.device) -> Prepared:
     """Seed, load data, build model + tokenizer, tokenise every split."""
     seed_everything(cfg.seed)
-    if cfg.resources.torch_threads:
-        torch.set_num_threads(cfg.resources.torch_threads)
+    torch.set_num_threads(cfg.resources.torch_threads)  # resolved at config load, never None
     ds = load_dataset(cfg.data)
     # The initial weights are Stage 1's starting point when it trains (its seed), else Stage 2's.
     init_seed = cfg.stage_seed(1 if cfg.stage1.enabled else 2)

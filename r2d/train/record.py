@@ -7,7 +7,10 @@ r2d/schema.py, the one contract with analysis/.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
+import os
+import platform
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,42 @@ def git_commit() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+# Distributions whose version can change a run's numbers (issue 25): recorded with every training.
+VERSIONED = ("torch", "transformers", "ray", "mlflow", "optuna", "sacrebleu", "bert-score")
+# Switches that pin PyTorch's CPU code paths (ATen's vector ISA, oneDNN's ISA cap, MKL's reproducibility).
+ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else platform.processor())."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def environment() -> dict[str, Any]:
+    """What a run's numbers may depend on beyond its config: versions, CPU model, ISA switches set."""
+    return {"python": platform.python_version(), **{name: _version(name) for name in VERSIONED},
+            "git_commit": git_commit(), "cpu_model": cpu_model(),
+            **{var: os.environ[var] for var in ISA_ENV if var in os.environ}}
+
+
+def environment_tags(env: dict[str, Any]) -> dict[str, str]:
+    """MLflow tags r2d.env.<name> of environment() (values that are None are left out)."""
+    return {f"r2d.env.{name}": str(value) for name, value in env.items() if value is not None}
 
 
 # Resolved settings that cannot change a result, so they are not part of a system's identity: the
@@ -74,9 +113,10 @@ def run_tags(cfg: Config, extra: dict[str, str] | None = None) -> dict[str, str]
         "r2d.schedule_shape": cfg.stage2.schedule.shape,
         "r2d.system_id": system_id(cfg),
     }
-    commit = git_commit()
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
+    env = environment()
+    if env["git_commit"]:
+        tags["mlflow.source.git.commit"] = env["git_commit"]
+    tags.update(environment_tags(env))
     tags.update(extra or {})
     return tags
 
@@ -115,6 +155,8 @@ def write_run_record(cfg: Config, out_dir: Path, status: str, splits: list[str],
         "labels": labels,
         "splits": splits,
         "git_commit": git_commit(),
+        "torch_threads": cfg.resources.torch_threads,
+        "environment": environment(),
         "sweep_id": None,
         "mlflow_run_id": None,
         **more,
