@@ -18,6 +18,8 @@ from pathlib import Path
 
 import ray
 import torch
+from huggingface_hub import constants as hub_constants
+from huggingface_hub import try_to_load_from_cache
 
 from r2d.config import Config, ConfigError
 from r2d.data import check_dataset
@@ -33,10 +35,23 @@ def check_paths(cfg: Config) -> None:
             raise ConfigError.about(("model.name",), f"{name}: no such model directory")
         if not (model_dir / "config.json").is_file():
             raise ConfigError.about(("model.name",), f"{name}: not a saved model (no config.json)")
+    elif name != TINY:
+        check_hub_model_offline(name, cfg.model.cache_dir)
     for key, value in (("model.cache_dir", cfg.model.cache_dir), ("stage1.cache_dir", cfg.stage1.cache_dir),
                        ("resources.storage_path", cfg.resources.storage_path)):
         if value and "://" not in value:
             check_writable(Path(value), key, directory=True)
+
+
+def check_hub_model_offline(name: str, cache_dir: str | None) -> None:
+    """Offline (HF_HUB_OFFLINE), a hub model id must already be in the local cache: else the download
+    would fail only after the run directory exists. Online, the download itself is the check."""
+    if not hub_constants.HF_HUB_OFFLINE:
+        return
+    cached = try_to_load_from_cache(name, "config.json", cache_dir=cache_dir)
+    if not isinstance(cached, str):
+        raise ConfigError.about(("model.name",), f"{name}: not in the local Hugging Face cache and HF_HUB_OFFLINE "
+                                                 "is set; expected a cached hub id or a local model directory")
 
 
 def check_writable(path: Path, key: str, directory: bool) -> None:
