@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from huggingface_hub import constants as hub_constants
 
-from r2d import preflight
 from r2d.config import ConfigError
+from r2d.run import preflight
 
 
 def test_offline_uncached_hub_id_is_one_line_error(tmp_path, monkeypatch):

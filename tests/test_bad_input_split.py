@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from analysis.errors import InputError
-from analysis.runs import Run, attach_predictions
-from analysis.systems import _usable_runs
+from analysis.load.runs import Run, attach_predictions
+from analysis.load.systems import _usable_runs
 
 
 def _run_without(split: str, tmp_path: Path, name: str) -> Run:
