@@ -176,6 +176,9 @@ def fetch_run_dir(result, out_dir: Path) -> None:
             shutil.move(str(item), str(target))
 
 
+SHARED_FILESYSTEM_ENV = "R2D_NODES_SHARE_FILESYSTEM"
+
+
 def _is_local(uri: str) -> bool:
     """A plain path or file:// URI: readable only on the machine that wrote it."""
     return "://" not in uri or uri.startswith("file://")
@@ -187,7 +190,9 @@ def refuse_local_state_on_cluster(storage_path: str, tracking_uri: str) -> None:
     tracking store queues concurrent writers ('database is locked'): refuse both before anything starts.
     Call it once connected (ray.nodes() needs a Ray), before any directory, run or trial is created."""
     nodes = sum(1 for n in ray.nodes() if n["Alive"])
-    if nodes <= 1:
+    # R2D_NODES_SHARE_FILESYSTEM=1: the user states the path is the same on every node (an NFS mount,
+    # or Ray nodes on one machine, as tests/test_sweeps.py runs them)
+    if nodes <= 1 or os.environ.get(SHARED_FILESYSTEM_ENV) == "1":
         return
     wrong = []
     if _is_local(storage_path):
@@ -197,4 +202,5 @@ def refuse_local_state_on_cluster(storage_path: str, tracking_uri: str) -> None:
         wrong.append(f"tracking.tracking_uri {tracking_uri!r} is a local store: use the head's MLflow server "
                      "(http://HEAD:5000, backed by PostgreSQL; see cluster.yaml)")
     if wrong:
-        raise ConfigError(f"a Ray cluster of {nodes} nodes: " + "; ".join(wrong))
+        raise ConfigError(f"a Ray cluster of {nodes} nodes: " + "; ".join(wrong)
+                          + f" (or {SHARED_FILESYSTEM_ENV}=1 if that path is mounted on every node)")

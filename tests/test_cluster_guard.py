@@ -5,7 +5,7 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from r2d.distributed import refuse_local_state_on_cluster
+from r2d.distributed import SHARED_FILESYSTEM_ENV, refuse_local_state_on_cluster
 from r2d.overrides import ConfigError
 from r2d.study import Study, SweepOptions
 from r2d.sweep import run_sweep
@@ -33,16 +33,23 @@ def test_shared_storage_and_a_tracking_server_pass(two_nodes):
     ("file:///work/outputs", "http://127.0.0.1:5000", "resources.storage_path 'file:///work/outputs'"),
     ("s3://b/p", "sqlite:////work/mlflow.db", "tracking.tracking_uri 'sqlite:////work/mlflow.db' is a local store"),
 ])
-def test_local_state_is_refused_in_one_line(two_nodes, storage, uri, named):
+def test_local_state_is_refused_in_one_line(two_nodes, storage, uri, named, monkeypatch):
+    monkeypatch.delenv(SHARED_FILESYSTEM_ENV, raising=False)
     with pytest.raises(ConfigError, match="a Ray cluster of 2 nodes") as err:
         refuse_local_state_on_cluster(storage, uri)
     assert named in str(err.value) and "\n" not in str(err.value)
 
 
-def test_the_sweep_stops_before_anything_exists(two_nodes, tmp_path):
+def test_the_sweep_stops_before_anything_exists(two_nodes, tmp_path, monkeypatch):
+    monkeypatch.delenv(SHARED_FILESYSTEM_ENV, raising=False)
     study = Study("guard", "configs/triage-tiny-sweep.yaml", grid={"stage2.schedule.shape": ["linear"]}, seeds=[0])
     opts = SweepOptions(address=two_nodes.address, storage_path=str(tmp_path / "outputs"),
                         tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", analysis=False)
     with pytest.raises(ConfigError, match="storage_path .* is a local path.*tracking_uri .* is a local store"):
         run_sweep(study, opts)
     assert list(tmp_path.iterdir()) == []  # no sweep folder, no MLflow store
+
+
+def test_a_path_mounted_on_every_node_can_be_declared(two_nodes, monkeypatch):
+    monkeypatch.setenv(SHARED_FILESYSTEM_ENV, "1")  # e.g. NFS, or these two nodes on one machine
+    refuse_local_state_on_cluster("/mnt/shared/r2d", "sqlite:////mnt/shared/mlflow.db")

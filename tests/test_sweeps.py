@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from r2d.config import read_config
-from r2d.distributed import LOCAL_TRAIN_ENV
+from r2d.distributed import LOCAL_TRAIN_ENV, SHARED_FILESYSTEM_ENV
 from r2d.plan import plan_trials
 
 from .conftest import ROOT, free_port, stop_pid
@@ -37,7 +37,9 @@ TINY = [
 # `ray.init` would otherwise make the second node's `ray start` fail authentication).
 # Train's settings for a local Ray (r2d/distributed.py: no preemption watcher, no metrics, 0.5 s
 # polling): these two nodes on one machine have no spot preemption either, and each fit() saves seconds.
-ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", **LOCAL_TRAIN_ENV}
+# the two Ray nodes here share this machine's filesystem: local storage and sqlite reach both
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", **LOCAL_TRAIN_ENV,
+       SHARED_FILESYSTEM_ENV: "1"}
 
 
 @pytest.fixture(scope="module")
