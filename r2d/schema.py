@@ -70,7 +70,7 @@ RUN_KEYS = (
     "splits",  # splits with a predictions file
     "git_commit",
     "torch_threads",  # the torch intra-op thread count the training ran with (resources.torch_threads)
-    "environment",  # {python, torch, transformers, ..., git_commit, cpu_model, ISA env vars set} (r2d.record)
+    "environment",  # {python, torch, transformers, ..., git_commit, cpu_model, ISA env vars set} (r2d.train.record)
     "sweep_id",
     "mlflow_run_id",
     "error",  # only when status is not FINISHED

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from r2d.config import read_config
-from r2d.run.distributed import LOCAL_TRAIN_ENV
+from r2d.run.distributed import LOCAL_TRAIN_ENV, SHARED_FILESYSTEM_ENV
 from r2d.sweep.plan import plan_trials
 
 from .conftest import ROOT, free_port, stop_pid
@@ -37,7 +37,9 @@ TINY = [
 # `ray.init` would otherwise make the second node's `ray start` fail authentication).
 # Train's settings for a local Ray (r2d/run/distributed.py: no preemption watcher, no metrics, 0.5 s
 # polling): these two nodes on one machine have no spot preemption either, and each fit() saves seconds.
-ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", **LOCAL_TRAIN_ENV}
+# the two Ray nodes here share this machine's filesystem: local storage and sqlite reach both
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", **LOCAL_TRAIN_ENV,
+       SHARED_FILESYSTEM_ENV: "1"}
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +190,7 @@ def test_concurrent_trials_place_their_workers_wherever_the_drivers_land(ray_clu
 # A trial's recorded config, trained on Ray Train (TorchTrainer, one worker) on the same cluster.
 TRAIN_ON_RAY = """
 import json, sys
-from r2d import runner
+from r2d.run import runner
 from r2d.config import load_config
 cfg = load_config(sys.argv[1], [f"resources.ray_address={sys.argv[2]}", "tracking.enabled=false"])
 print(json.dumps(runner.train(cfg, sys.argv[3], on_ray=True)["runtime"]))

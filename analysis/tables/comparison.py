@@ -34,7 +34,7 @@ class ComparisonRow:
     p_adjusted: float = math.nan
     significant: bool = False
     mde: float = math.nan
-    mde_pooled: float = math.nan  # the crossed test's MDE with the seed part pooled over the group (analysis.pooled)
+    mde_pooled: float = math.nan  # the crossed test's MDE with the seed part pooled over the group (stats.pooled)
     mde_per_comparison: float = math.nan  # ... with its own seed part (R - 1 df)
     seed_part_pooled: bool = False  # whether the p-value's crossed test used the pooled seed part
     p_crossed_pooled: float = math.nan
@@ -45,7 +45,7 @@ class ComparisonRow:
     p_ttest: float = math.nan
     p_wilcoxon: float = math.nan
     p_crossed: float = math.nan
-    var_seed: float = math.nan  # variance components of the per-example differences (analysis.crossed)
+    var_seed: float = math.nan  # variance components of the per-example differences (analysis.stats.crossed)
     var_example: float = math.nan
     var_residual: float = math.nan
     baseline_estimate: float = math.nan  # the baseline on `comparison_seeds`: delta = estimate - baseline_estimate

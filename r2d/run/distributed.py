@@ -28,6 +28,7 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from r2d.config import Config, validate_config
+from r2d.overrides import ConfigError
 from r2d.train.loop import run
 from r2d.train.record import final_metrics
 from r2d.train.runtime import Runtime
@@ -172,3 +173,33 @@ def fetch_run_dir(result, out_dir: Path) -> None:
             if target.is_dir():
                 shutil.rmtree(target)
             shutil.move(str(item), str(target))
+
+
+SHARED_FILESYSTEM_ENV = "R2D_NODES_SHARE_FILESYSTEM"
+
+
+def _is_local(uri: str) -> bool:
+    """A plain path or file:// URI: readable only on the machine that wrote it."""
+    return "://" not in uri or uri.startswith("file://")
+
+
+def refuse_local_state_on_cluster(storage_path: str, tracking_uri: str) -> None:
+    """On a Ray cluster of more than one live node, a storage path local to the head is not reachable
+    from worker nodes (Ray fails a worker's checkpoint at run time, or drops its artifacts), and a sqlite
+    tracking store queues concurrent writers ('database is locked'): refuse both before anything starts.
+    Call it once connected (ray.nodes() needs a Ray), before any directory, run or trial is created."""
+    nodes = sum(1 for n in ray.nodes() if n["Alive"])
+    # R2D_NODES_SHARE_FILESYSTEM=1: the user states the path is the same on every node (an NFS mount,
+    # or Ray nodes on one machine, as tests/test_sweeps.py runs them)
+    if nodes <= 1 or os.environ.get(SHARED_FILESYSTEM_ENV) == "1":
+        return
+    wrong = []
+    if _is_local(storage_path):
+        wrong.append(f"resources.storage_path {storage_path!r} is a local path: use shared storage "
+                     "(s3://bucket/prefix, gs://..., or a path mounted on every node)")
+    if tracking_uri.startswith("sqlite:") or _is_local(tracking_uri):
+        wrong.append(f"tracking.tracking_uri {tracking_uri!r} is a local store: use the head's MLflow server "
+                     "(http://HEAD:5000, backed by PostgreSQL; see cluster.yaml)")
+    if wrong:
+        raise ConfigError(f"a Ray cluster of {nodes} nodes: " + "; ".join(wrong)
+                          + f" (or {SHARED_FILESYSTEM_ENV}=1 if that path is mounted on every node)")

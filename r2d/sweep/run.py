@@ -32,7 +32,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from r2d.config import Config, load_config, validate_config
 from r2d.run import runner, tracking
-from r2d.run.distributed import ensure_ray
+from r2d.run.distributed import ensure_ray, refuse_local_state_on_cluster
 from r2d.scoring.health import UNHEALTHY
 from r2d.sweep.console import TrialLines, send_ray_logs_to
 from r2d.sweep.placement import in_trial_process, max_concurrent_trials, trial_resources, trials_on
@@ -193,6 +193,7 @@ def dry_run(study: Study, opts: SweepOptions, questions: list[Question] | None =
     mark_reused(trials, {k: v["run_id"] for k, v in finished.items()})
     if opts.address:  # a running cluster: its nodes as they are now
         ray.init(address=opts.address, logging_level="ERROR", log_to_driver=False)
+        refuse_local_state_on_cluster(base["resources"]["storage_path"], uri)
         nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
     else:  # the local Ray r2d would start: this machine's CPUs (and GPUs, if torch sees any)
         nodes = [{"CPU": float(os.cpu_count() or 1), "GPU": float(cfg.resources.use_gpu and torch.cuda.device_count())}]
@@ -240,6 +241,9 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
     base = base_config(study, opts)
     uri, storage = base["tracking"]["tracking_uri"], base["resources"]["storage_path"]
     base_cfg = validate_config(base)
+    if base_cfg.resources.ray_address or ray.is_initialized():  # a cluster: its size decides what storage works
+        ensure_ray(base_cfg, log_to_driver=opts.verbose)
+        refuse_local_state_on_cluster(storage, uri)  # before the sweep's directory, runs or trials exist
     sweep_dir, state = _sweep_dir(storage, study, opts)
     sweep_id = state["sweep_id"]
     # a resumed sweep keeps the plan it started with (Tune restores the same grid)
