@@ -6,7 +6,7 @@ import sys
 SCRIPT = """
 import random
 from r2d.config import BertScoreConfig
-from r2d.metrics import RationaleBERTScore
+from r2d.scoring.metrics import RationaleBERTScore
 rng = random.Random(0)
 words = "patient pain fever cough chest urgent routine visit triage nurse advice severe mild".split()
 texts = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 12))) for _ in range(160)]

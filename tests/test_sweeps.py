@@ -188,7 +188,7 @@ def test_concurrent_trials_place_their_workers_wherever_the_drivers_land(ray_clu
 # A trial's recorded config, trained on Ray Train (TorchTrainer, one worker) on the same cluster.
 TRAIN_ON_RAY = """
 import json, sys
-from r2d import runner
+from r2d.run import runner
 from r2d.config import load_config
 cfg = load_config(sys.argv[1], [f"resources.ray_address={sys.argv[2]}", "tracking.enabled=false"])
 print(json.dumps(runner.train(cfg, sys.argv[3], on_ray=True)["runtime"]))

@@ -82,7 +82,7 @@ def macro_f1_from_sums(sums: np.ndarray) -> np.ndarray:
     """finalize() of `macro_f1_stats`: mean F1 over the classes present (in gold or predictions).
 
     This is scikit-learn's `f1_score(average="macro")` with its default labels (the union of gold and
-    predicted values), the definition the paper's authors used and `r2d.metrics.LabelMetrics` uses: a
+    predicted values), the definition the paper's authors used and `r2d.scoring.metrics.LabelMetrics` uses: a
     class never predicted nor gold is not averaged (also within a resample), a class predicted but
     never gold scores F1 0.
     """
