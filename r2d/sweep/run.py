@@ -304,6 +304,8 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
     return {"sweep_id": sweep_id, "sweep_dir": str(sweep_dir), "table": table, "report": report,
             "timings": timings, "parent_run_id": parent, "tracking_uri": uri,
             "experiment": study.name, "orphans_closed": orphans, "concurrency": concurrency,
+            # the parent's experiment: the summary's link to its runs table in the MLflow UI
+            "experiment_id": tracking.client(uri).get_run(parent).info.experiment_id,
             "reused": [t.point | {"run_id": t.reused_run_id} for t in trials if t.reused_run_id],
             "ray_resources": ray.cluster_resources()}
 
