@@ -17,6 +17,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -177,9 +178,13 @@ def plan_for(study: Study, questions: list[Question] | None, opts: SweepOptions,
 
 
 def _check_all(study: Study, opts: SweepOptions, questions: list[Question] | None) -> None:
-    """Every trial config of the study, or of each question of a plan (r2d.study.check_study)."""
+    """Every trial config of the study, or of each question of a plan (r2d.study.check_study). The
+    data's warnings go to stderr, each once, before anything starts."""
+    warnings: set[str] = set()
     for checked in [q.study for q in questions] if questions else [study]:
-        check_study(checked, opts)
+        warnings.update(check_study(checked, opts))
+    for line in sorted(warnings):
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def dry_run(study: Study, opts: SweepOptions, questions: list[Question] | None = None) -> list[str]:
