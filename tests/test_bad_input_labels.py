@@ -183,11 +183,17 @@ def test_sweep_warns_once_before_it_starts(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sweep, "ensure_ray", started)
     path, line = _write(tmp_path, "jsonl")
     study = _study()
-    rc = sweep_cli.main_for(study.DEFAULT, ["--dry-run", "--storage-path", f"{tmp_path}/storage",
-                                            "--tracking-uri", f"sqlite:///{tmp_path}/m.db",
-                                            "--set", "data.dataset=jsonl", "--set", f"data.path={path}",
-                                            "--set", "data.rationale_source=default"], study.PRESETS)
+    argv = ["--storage-path", f"{tmp_path}/storage", "--tracking-uri", f"sqlite:///{tmp_path}/m.db",
+            "--set", "data.dataset=jsonl", "--set", f"data.path={path}", "--set", "data.rationale_source=default"]
+    before = _snapshot(tmp_path)
+    rc = sweep_cli.main_for(study.DEFAULT, ["--dry-run", *argv], study.PRESETS)
     err = capsys.readouterr().err
     assert rc == 0, err
     assert err == f"warning: {path}: rare label 'yse' (1 of 60 rows, first on line {line}): a typo? " \
                   "Declare the label set (data.labels) to make any other label an error\n"
+    # declared, the sweep refuses it before anything exists (a real run, not a dry run)
+    rc = sweep_cli.main_for(study.DEFAULT, [*argv, DECLARED], study.PRESETS)
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert err.endswith(f": error: {path}:{line}: label 'yse' is not one of yes, no, maybe (data.labels)\n")
+    assert _snapshot(tmp_path) == before
