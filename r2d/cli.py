@@ -74,8 +74,15 @@ def cmd_data_summary(args: argparse.Namespace) -> int:
     if args.data_path:
         options[f"--data-path {args.data_path}"] = ("data.path", args.data_path)
     cfg = load_config(args.config, args.overrides, options)
-    print(json.dumps(load_dataset(cfg.data).summary(), indent=1))
+    ds = load_dataset(cfg.data)
+    _warn(ds.warnings)
+    print(json.dumps(ds.summary(), indent=1))
     return 0
+
+
+def _warn(warnings: list[str]) -> None:
+    for line in warnings:
+        print(f"r2d: warning: {line}", file=sys.stderr)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -88,9 +95,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     on_ray = cfg.resources.num_workers > 1 or args.ray
     try:
         check_writable(out, "--out", directory=True)
-        check_run(cfg, on_ray=on_ray)
+        warnings = check_run(cfg, on_ray=on_ray)
     except ConfigError as err:
         raise blame(err, override_origins(args.overrides, options)) from None
+    _warn(warnings)  # before the run: doubtful data is told while it can still be stopped
     summary = runner.train(cfg, out, on_ray=on_ray)
     _print_summary(summary, out)
     return 0

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from r2d.overrides import ConfigError, KeysError, Options, apply_overrides, blame, override_origins, set_dotted
 from r2d.textfile import read_yaml_mapping
@@ -54,7 +54,28 @@ class DataConfig(_Section):
     max_eval_examples: int | None = Field(None, ge=1)
     max_input_tokens: int = Field(256, ge=8, le=4096)
     max_target_tokens: int = Field(64, ge=4, le=1024)
+    # The closed label set, declared: a row with any other label is an error naming its file and line
+    # (a one-off typo would otherwise train a model with an extra class). None: a JSONL/CSV file's
+    # labels are those seen, and labels seen in very few rows are reported; the built-in datasets
+    # (pubmedqa, bioasq, triage) declare theirs in r2d/data, and a list given here must name the same.
+    labels: list[str] | None = None
     triage: TriageConfig = TriageConfig()
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _normalised_labels(cls, value: Any) -> Any:
+        """Labels as the loaders normalise every row's (r2d.data.normalise_label: stripped, lower case)."""
+        if not isinstance(value, list):
+            return value  # None, or pydantic's own "valid list" error
+        if any(isinstance(v, bool) for v in value):
+            raise KeysError(("data.labels",), f"{value!r}: YAML reads an unquoted yes/no/true/false/on/off "
+                                              "as a boolean; quote each label, e.g. ['yes', 'no', 'maybe']")
+        if not all(isinstance(v, (str, int)) for v in value):
+            raise KeysError(("data.labels",), f"{value!r}: expected a list of label strings")
+        labels = [str(v).strip().lower() for v in value]
+        if len(labels) < 2 or "" in labels or len(set(labels)) < len(labels):
+            raise KeysError(("data.labels",), f"{value!r}: expected two or more distinct, non-empty labels")
+        return labels
 
 
 class TinyT5Config(_Section):

@@ -112,7 +112,9 @@ def test_bad_pubmedqa_and_bioasq(tmp_path, pubmedqa_dir):
     records[first]["final_decision"] = "perhaps"
     (tmp_path / "ori_pqal.json").write_text(json.dumps(records))
     (tmp_path / "test_ground_truth.json").write_text((pubmedqa_dir / "test_ground_truth.json").read_text())
-    with pytest.raises(DataError, match=f"id {first}: label 'perhaps' not in the label set"):
+    # the record's line in the file (its final_decision), its id and the declared set
+    with pytest.raises(DataError, match=rf"ori_pqal.json:\d+: id {first}: label 'perhaps' is not one of maybe, no, yes "
+                                        r"\(pubmedqa's labels\)"):
         load_dataset(data_cfg("data.dataset=pubmedqa", f"data.path={tmp_path}"))
     bad = write(tmp_path, "b.json", json.dumps({"questions": [{"id": "z", "type": "yesno", "body": "b"}]}))
     with pytest.raises(DataError, match="b.json: id z: missing field snippets"):

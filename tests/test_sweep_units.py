@@ -3,7 +3,7 @@
 import pytest
 
 from r2d.config import load_config, read_config
-from r2d.sweep.cli import format_table
+from r2d.sweep.cli import format_table, print_summary, runs_table_link
 from r2d.sweep.placement import trials_that_fit
 from r2d.sweep.plan import PlannedTrial, plan_trials, stage1_points, study_question
 from r2d.sweep.run import SweepFailed, check_something_finished
@@ -88,3 +88,17 @@ def test_a_sweep_with_no_finished_trial_fails_with_the_first_error(tmp_path):
     check_something_finished([*failed, row("TERMINATED")], planned, tmp_path)  # one finished: analysed
     reused = [PlannedTrial({}, 0, "s0", None, 6, reused_run_id="abc"), planned[1]]
     check_something_finished(failed[:1], reused, tmp_path)  # a reused run is analysed too
+
+
+def test_summary_links_the_runs_table_in_the_machine_learning_view(capsys):
+    """MLflow 3.17.2's UI opens an experiment on the GenAI traces view without ?workflowType=machine_learning."""
+    summary = {"sweep_id": "sw-1", "table": [], "concurrency": 1, "timings": {"total_s": 3.0}, "report": None,
+               "sweep_dir": "/tmp/sw-1", "tracking_uri": "sqlite:////tmp/mlflow.db", "experiment_id": "7"}
+    print_summary(summary)
+    out = capsys.readouterr().out.splitlines()
+    assert "browse:  mlflow ui --backend-store-uri sqlite:////tmp/mlflow.db --host 127.0.0.1 --port 5000" in out
+    assert "runs:    http://127.0.0.1:5000/#/experiments/7?workflowType=machine_learning" in out
+    # an MLflow server serves its own UI: the link goes there
+    assert runs_table_link("http://head:5000/", "3") == "http://head:5000/#/experiments/3?workflowType=machine_learning"
+    print_summary({k: v for k, v in summary.items() if k != "experiment_id"})  # an older summary: no link
+    assert "runs:" not in capsys.readouterr().out

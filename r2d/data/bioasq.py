@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from r2d.config import DataConfig
-from r2d.data.base import DataError, Dataset, Example, check_examples, normalise_label, split_three_ways
-from r2d.data.pubmedqa import _read_json, make_input
+from r2d.data.base import (
+    DataError,
+    Dataset,
+    Example,
+    check_examples,
+    check_labels,
+    line_of,
+    normalise_label,
+    split_three_ways,
+)
+from r2d.data.pubmedqa import _parse_json, make_input
+from r2d.textfile import read_text_file
 
-LABELS = ["no", "yes"]
+LABELS = ["no", "yes"]  # the declared set: yes/no questions only
 
 
 def _first(value: object) -> str:
@@ -19,7 +30,8 @@ def _first(value: object) -> str:
 
 
 def read_examples(path: Path) -> list[Example]:
-    data = _read_json(path)
+    text = read_text_file(path, DataError)
+    data = _parse_json(path, text)
     if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
         raise DataError(f"{path}: expected an object with a 'questions' list (BioASQ Task B format)")
     examples = []
@@ -45,7 +57,13 @@ def read_examples(path: Path) -> list[Example]:
         )
     if not examples:
         raise DataError(f"{path}: no yes/no questions")
-    check_examples(examples, str(path), LABELS)
+    check_examples(examples, str(path))
+
+    def where(ex: Example) -> str:
+        line = line_of(text, rf'"id"\s*:\s*"{re.escape(ex.id)}"')  # the question's id: its exact_answer is near
+        return f"{path}:{line}: id {ex.id}" if line else f"{path}: id {ex.id}"
+
+    check_labels(examples, LABELS, "bioasq's labels", where)
     return examples
 
 

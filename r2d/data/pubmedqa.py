@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 from r2d.config import DataConfig
-from r2d.data.base import DataError, Dataset, Example, check_examples, normalise_label, stratified_split
+from r2d.data.base import (
+    DataError,
+    Dataset,
+    Example,
+    check_examples,
+    check_labels,
+    line_of,
+    normalise_label,
+    stratified_split,
+)
 from r2d.textfile import read_text_file
 
-LABELS = ["maybe", "no", "yes"]
+LABELS = ["maybe", "no", "yes"]  # the declared set: a record with another final_decision is an error
 HUB_ID, HUB_CONFIG = "qiaojin/PubMedQA", "pqa_labeled"
 DEFAULT_DIRS = ("../shared/data/pubmedqa", "../../shared/data/pubmedqa")
 
@@ -42,14 +52,18 @@ def make_input(question: str, contexts: list[str]) -> str:
 
 
 def _read_json(path: Path) -> dict:
-    text = read_text_file(path, DataError)
+    return _parse_json(path, read_text_file(path, DataError))
+
+
+def _parse_json(path: Path, text: str) -> dict:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: line {err.lineno}: invalid JSON ({err.msg})") from None
 
 
-def _from_records(records: dict[str, dict], source: str) -> list[Example]:
+def _from_records(records: dict[str, dict], source: str, text: str | None = None) -> list[Example]:
+    """Examples of the records by PMID; `text`, the file's, locates a bad label at its line."""
     if not isinstance(records, dict):
         raise DataError(f"{source}: expected an object of records by PMID, got {type(records).__name__}")
     examples = []
@@ -67,7 +81,14 @@ def _from_records(records: dict[str, dict], source: str) -> list[Example]:
                 rationale=str(rec["LONG_ANSWER"]).strip(),
             )
         )
-    check_examples(examples, source, LABELS)
+    check_examples(examples, source)
+
+    def where(ex: Example) -> str:
+        # the record's final_decision: the first after its PMID key
+        line = line_of(text, rf'"{re.escape(ex.id)}"\s*:', r'"final_decision"\s*:') if text else None
+        return f"{source}:{line}: id {ex.id}" if line else f"{source}: id {ex.id}"
+
+    check_labels(examples, LABELS, "pubmedqa's labels", where)
     return examples
 
 
@@ -107,7 +128,8 @@ def load(cfg: DataConfig) -> Dataset:
     if root.is_file():
         root = root.parent
     source = str(root / "ori_pqal.json")
-    examples = _from_records(_read_json(root / "ori_pqal.json"), source)
+    text = read_text_file(root / "ori_pqal.json", DataError)
+    examples = _from_records(_parse_json(root / "ori_pqal.json", text), source, text)
     truth_path = root / "test_ground_truth.json"
     truth = _read_json(truth_path)
     if not isinstance(truth, dict):

@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 
 from r2d.config import DataConfig
-from r2d.data.base import DataError, Dataset, Example, check_examples, split_three_ways
+from r2d.data.base import DataError, Dataset, Example, check_examples, check_labels, split_three_ways
 
 DISPOSITIONS = ["home care", "routine visit", "see doctor today", "emergency department", "call ambulance"]
 SOURCES = ["llm", "nurse", "nurse_post"]
@@ -206,6 +206,7 @@ def load(cfg: DataConfig) -> Dataset:
     t = cfg.triage
     records = generate(t.size, t.label_noise, t.subtle_fraction, t.seed)
     examples = [Example(r["id"], r["note"], r["label"], r[source], source) for r in records]
-    check_examples(examples, "triage (synthetic)", DISPOSITIONS)
+    check_examples(examples, "triage (synthetic)")
+    check_labels(examples, DISPOSITIONS, "triage's labels", lambda ex: f"triage (synthetic): id {ex.id}")
     train, dev, test = split_three_ways(examples, cfg)
     return Dataset("triage", list(DISPOSITIONS), train, dev, test, list(SOURCES))

@@ -5,7 +5,8 @@ itself, checked on this machine: the data loads and has the splits a training ne
 directory is one, the directories to write are not files, the MLflow server answers, and a local Ray
 is big enough for the workers (else Ray Train would wait for them forever). Each failure is a
 `ConfigError` (its `keys` say which setting, so a command can tell it against its option) or a
-`DataError`, one line.
+`DataError`, one line. What is doubtful but not wrong (a label seen in very few rows) comes back as
+warnings, one line each, for the command to show before it starts.
 """
 
 from __future__ import annotations
@@ -102,10 +103,11 @@ def check_local_ray(cfg: Config, drivers: int = 0) -> None:
                                 f"({cpus:g} CPU, {node['GPU']:g} GPU); use fewer workers or --address")
 
 
-def check_run(cfg: Config, *, on_ray: bool, drivers: int = 0) -> None:
-    """Everything above, for one training of `cfg`: the data last (it is the slowest, about a second)."""
+def check_run(cfg: Config, *, on_ray: bool, drivers: int = 0) -> list[str]:
+    """Everything above, for one training of `cfg`: the data last (it is the slowest, about a second).
+    Returns the data's warnings."""
     check_paths(cfg)
     check_tracking(cfg)
     if on_ray:
         check_local_ray(cfg, drivers)
-    check_dataset(cfg.data, ["train", "dev", *cfg.evaluation.splits])
+    return check_dataset(cfg.data, ["train", "dev", *cfg.evaluation.splits])

@@ -41,8 +41,19 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+UI_ADDRESS = "http://127.0.0.1:5000"  # where mlflow_ui_command serves the UI
+
+
 def mlflow_ui_command(uri: str) -> str:
     return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+
+
+def runs_table_link(uri: str, experiment_id: str) -> str:
+    """The experiment's runs table in the MLflow UI. MLflow 3.17.2 opens an experiment on its GenAI traces
+    view unless the URL asks for the machine-learning view (README, MLflow UI). An MLflow server (an
+    http(s) tracking URI) serves the UI itself; any other store is browsed through `mlflow ui` here."""
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI_ADDRESS
+    return f"{base}/#/experiments/{experiment_id}?workflowType=machine_learning"
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -65,6 +76,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     print("\ntimings: " + ", ".join(f"{k} {v:.2f}" if "share" in k else f"{k} {v:.0f} s" for k, v in t.items()))
     print(f"results: {summary['sweep_dir']}")
     print(f"browse:  {mlflow_ui_command(summary['tracking_uri'])}")
+    if summary.get("experiment_id"):
+        print(f"runs:    {runs_table_link(summary['tracking_uri'], summary['experiment_id'])}")
 
 
 def build_parser(study: Study, presets: dict[str, Study]) -> argparse.ArgumentParser:

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -177,9 +178,13 @@ def plan_for(study: Study, questions: list[Question] | None, opts: SweepOptions,
 
 
 def _check_all(study: Study, opts: SweepOptions, questions: list[Question] | None) -> None:
-    """Every trial config of the study, or of each question of a plan (r2d.study.check_study)."""
+    """Every trial config of the study, or of each question of a plan (r2d.study.check_study). The
+    data's warnings go to stderr, each once, before anything starts."""
+    warnings: set[str] = set()
     for checked in [q.study for q in questions] if questions else [study]:
-        check_study(checked, opts)
+        warnings.update(check_study(checked, opts))
+    for line in sorted(warnings):
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def dry_run(study: Study, opts: SweepOptions, questions: list[Question] | None = None) -> list[str]:
@@ -304,6 +309,8 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
     return {"sweep_id": sweep_id, "sweep_dir": str(sweep_dir), "table": table, "report": report,
             "timings": timings, "parent_run_id": parent, "tracking_uri": uri,
             "experiment": study.name, "orphans_closed": orphans, "concurrency": concurrency,
+            # the parent's experiment: the summary's link to its runs table in the MLflow UI
+            "experiment_id": tracking.client(uri).get_run(parent).info.experiment_id,
             "reused": [t.point | {"run_id": t.reused_run_id} for t in trials if t.reused_run_id],
             "ray_resources": ray.cluster_resources()}
 

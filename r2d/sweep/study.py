@@ -115,17 +115,18 @@ def base_config(study: Study, opts: SweepOptions) -> dict[str, Any]:
     return read_config(study.config, overrides + [f"tracking.experiment={study.name}", "tracking.enabled=true"])
 
 
-def check_study(study: Study, opts: SweepOptions) -> None:
+def check_study(study: Study, opts: SweepOptions) -> list[str]:
     """Every trial's config, checked before anything exists (sweep folder, Ray, MLflow run): each grid
     point x seed resolved by `trial_config`, and what it names on this machine (r2d.run.preflight). An error
     names the option that set the bad key: --grid KEY=VALUE, --seeds N, --set KEY=VALUE, --storage-path,
-    ... (the options themselves are checked by r2d.sweep.cli). Raises ConfigError or DataError."""
+    ... (the options themselves are checked by r2d.sweep.cli). Raises ConfigError or DataError; returns
+    the data's warnings (labels seen in very few rows), each once."""
     base = base_config(study, opts)
     flags = [(key, f"{flag} {value}") for key, flag, value in (
         ("resources.storage_path", "--storage-path", opts.storage_path),
         ("tracking.tracking_uri", "--tracking-uri", opts.tracking_uri),
         ("resources.ray_address", "--address", opts.address)) if value]
-    origins, checked = override_origins(opts.overrides) + flags, set()
+    origins, checked, warnings = override_origins(opts.overrides) + flags, set(), set()
     for point in grid_points(study.grid) if opts.search == "grid" else [{}]:
         for seed in study.seeds:
             named = origins + [(k, f"--grid {k}={v}") for k, v in point.items()] + [("seed", f"--seeds {seed}")]
@@ -133,10 +134,11 @@ def check_study(study: Study, opts: SweepOptions) -> None:
                 cfg = trial_config(base, point, seed)
                 what = json.dumps([cfg.to_dict()[k] for k in ("data", "model", "resources", "evaluation")])
                 if what not in checked:  # the data, paths and Ray's room: once per distinct setting
-                    check_run(cfg, on_ray=True, drivers=1)
+                    warnings.update(check_run(cfg, on_ray=True, drivers=1))
                     checked.add(what)
             except ConfigError as err:
                 raise blame(err, named) from None
             except DataError as err:  # told against the grid's data settings, if it has any
                 data_axes = [f"--grid {k}={v}: " for k, v in point.items() if k.startswith("data.")]
                 raise DataError("".join(data_axes) + str(err)) from None
+    return sorted(warnings)

@@ -81,8 +81,11 @@ NOT_IDENTITY = (
 
 def system_settings(cfg: Config) -> dict[str, Any]:
     """Every resolved setting that can change a result, flat ("stage2.schedule.cap": 0.9, ...)."""
+    # data.labels unset is left out: every system fingerprinted before it existed keeps its id. Declared,
+    # it counts (a label declared but absent from a JSONL/CSV file is still a class the model scores).
     return {k: v for k, v in sorted(flatten(cfg.to_dict()).items())
-            if not any(k == x or (x.endswith(".") and k.startswith(x)) for x in NOT_IDENTITY)}
+            if not any(k == x or (x.endswith(".") and k.startswith(x)) for x in NOT_IDENTITY)
+            and not (k == "data.labels" and v is None)}
 
 
 def system_id(cfg: Config) -> str:

@@ -20,7 +20,8 @@ def stage1_key(cfg: Config) -> str:
     """Identity of a Stage 1 result: (model, data, rationale source, Stage 1 settings, seed)."""
     picked = {
         "model": cfg.model.model_dump(exclude={"cache_dir"}),
-        "data": cfg.data.model_dump(),
+        # data.labels unset: left out, so Stage 1 results stored before it existed are still found
+        "data": cfg.data.model_dump(exclude={"labels"} if cfg.data.labels is None else None),
         "stage1": cfg.stage1.model_dump(exclude={"cache_dir", "enabled", "seed"}),  # its seed: below
         "seed": cfg.stage_seed(1),
     }
