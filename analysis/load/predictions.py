@@ -36,12 +36,9 @@ def read_predictions(path: str | Path, expected_rows: int | None = None) -> pd.D
     (an unbalanced quote merges rows). Problems raise `ValueError` naming the file and the line.
     """
     text = decode_utf8(Path(path).read_bytes(), where=str(path))
-    header, records, lines = _parse(path, text)
+    header, records, lines, ends = _parse(path, text)
     if expected_rows is not None and len(records) != expected_rows:
-        raise ValueError(
-            f"{path}: line {lines[-1] if lines else 1}: {len(records)} rows, but the run recorded {expected_rows} "
-            "examples (an unbalanced quote merging rows, or a cut file?)"
-        )
+        _wrong_count(path, len(records), expected_rows, lines, ends)
     frame = pd.DataFrame(records, columns=header)
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
     if missing:
@@ -69,8 +66,23 @@ def decode_utf8(data: bytes, where: str | None = None) -> str:
         raise ValueError(f"{prefix}not UTF-8 text ({error.reason} at byte {error.start}, line {line})") from None
 
 
-def _parse(path: str | Path, text: str) -> tuple[list[str], list[list[str]], list[int]]:
-    """(header, records, the line each record starts on): the CSV checked record by record."""
+def _wrong_count(path: str | Path, found: int, expected: int, lines: list[int], ends: list[int]) -> None:
+    """Raise for a file with another row count than the run recorded, at the first record spanning lines if any
+    (where a quote left open merged rows), else at the last row."""
+    spanning = [(start, end) for start, end in zip(lines, ends, strict=True) if end > start]
+    where = (
+        f"line {spanning[0][0]} (a quoted field runs to line {spanning[0][1]})"
+        if spanning
+        else (f"line {ends[-1] if ends else 1}")
+    )
+    raise ValueError(
+        f"{path}: {where}: {found} rows, but the run recorded {expected} examples "
+        "(an unbalanced quote merging rows, or rows lost?)"
+    )
+
+
+def _parse(path: str | Path, text: str) -> tuple[list[str], list[list[str]], list[int], list[int]]:
+    """(header, records, the line each record starts on, the line it ends on): the CSV checked record by record."""
     if not text.strip():
         raise ValueError(f"{path}: empty file; expected a header row ({', '.join(REQUIRED_COLUMNS)}, ...)")
     junk = _BINARY.search(text)
@@ -80,6 +92,7 @@ def _parse(path: str | Path, text: str) -> tuple[list[str], list[list[str]], lis
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
     records: list[list[str]] = []
     lines: list[int] = []
+    ends: list[int] = []
     start = 1
     try:
         header = next(reader)
@@ -94,6 +107,7 @@ def _parse(path: str | Path, text: str) -> tuple[list[str], list[list[str]], lis
             _check_record(path, record, start, len(header), reader.line_num, text)
             records.append(record)
             lines.append(start)
+            ends.append(reader.line_num)
     except csv.Error as error:  # e.g. the file ends inside a quoted field: a quote opened and never closed
         where = f"line {start}" + (f" (to line {reader.line_num})" if reader.line_num > start else "")
         raise ValueError(
@@ -104,7 +118,7 @@ def _parse(path: str | Path, text: str) -> tuple[list[str], list[list[str]], lis
             f"{path}: line {reader.line_num}: the last row has no line end: the file was cut mid-row "
             "(truncated?); expected every row ended, as r2d writes them"
         )
-    return header, records, lines
+    return header, records, lines, ends
 
 
 def _check_header(path: str | Path, header: list[str]) -> None:
