@@ -137,8 +137,9 @@ def _check_record(path: str | Path, record: list[str], start: int, width: int, e
             + ("; the file ends mid-row (truncated?)" if not text.endswith("\n") else "")
         )
     if end > start:
-        for field in record:
-            inner = field.splitlines()[1:]
+        for field in (field for field in record if "\n" in field or "\r" in field):
+            # a line inside a field with a whole row's delimiters (counted first: rationales often span lines)
+            inner = [line for line in field.splitlines()[1:] if line.count(",") >= width - 1]
             if any(len(next(csv.reader([line]), [])) >= width for line in inner):
                 raise ValueError(
                     f"{path}: line {start}: a quoted field runs to line {end} over lines that are whole rows "
@@ -150,9 +151,11 @@ def _numbers(path: str | Path, raw: pd.Series, lines: list[int]) -> pd.Series:
     """A metric column as floats; empty and NA strings are NaN, any other non-number is an error at its line."""
     text = raw.astype(str).str.strip()
     missing = text.isin(_NA_STRINGS)
-    lowered = text.str.lower()
-    values = pd.to_numeric(text.where(~missing & ~lowered.isin(_BOOLEANS.keys())), errors="coerce")
-    values = values.where(~lowered.isin(_BOOLEANS.keys()), lowered.map(_BOOLEANS))
+    values = pd.to_numeric(text.where(~missing), errors="coerce").astype(np.float64)
+    unparsed = values.isna() & ~missing
+    if unparsed.any():  # True / False (a column of booleans) read as 1 / 0, as pandas would
+        booleans = text[unparsed].str.lower().map(_BOOLEANS)
+        values[booleans.index] = booleans
     bad = np.flatnonzero(values.isna().to_numpy() & ~missing.to_numpy())
     if len(bad):
         first = int(bad[0])
@@ -160,4 +163,4 @@ def _numbers(path: str | Path, raw: pd.Series, lines: list[int]) -> pd.Series:
             f"{path}: line {lines[first]}: column {raw.name} holds {raw.iloc[first][:40]!r}, not a number "
             f"({len(bad)} such value(s)); expected a number or empty"
         )
-    return values.astype(np.float64)
+    return values
