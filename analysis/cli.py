@@ -109,6 +109,12 @@ def _statistics_options(parser: argparse.ArgumentParser) -> None:
         help="leave runs flagged collapsed, still_improving, diverged or failed out of the statistics",
     )
     parser.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="leave out runs whose predictions file cannot be read (binary junk, not UTF-8, a broken quote, a cut "
+        "file...) instead of stopping; stderr names each file, and each row says how many seeds it lost",
+    )
+    parser.add_argument(
         "--pooled",
         action=argparse.BooleanOptionalAction,
         default=False,
@@ -134,6 +140,7 @@ def _statistics(arguments: argparse.Namespace) -> dict[str, Any]:
         "target_effect": arguments.target_effect,
         "exclude_unhealthy": arguments.exclude_unhealthy,
         "pooled": arguments.pooled,
+        "skip_unreadable": arguments.skip_unreadable,
     }
 
 
@@ -171,6 +178,7 @@ def _report_command(arguments: argparse.Namespace) -> int:
         source_option=loaded.option,
         **_statistics(arguments),
     )
+    _messages(arguments.command, report.messages())
     print(report.markdown)
     print(f"wrote {len(report.files)} files to {out_dir}", file=sys.stderr)
     if loaded.parent_ids and not arguments.no_attach:
@@ -184,6 +192,7 @@ def _referee_command(arguments: argparse.Namespace) -> int:
     runs = load_run_dirs(arguments.runs, split=arguments.split)
     out_dir = Path(arguments.out) if arguments.out else Path(arguments.plan).resolve().parent / "referee"
     referee = build_referee_report(plan, runs, out_dir, **_statistics(arguments))
+    _messages(arguments.command, referee.messages())
     print(f"referee report: {out_dir / MARKDOWN_FILE}")
     print(f"                {out_dir / HTML_FILE} (self-contained: opens offline)")
     print(f"                {len(referee.files) - 2} more files: one sub-directory per question")
@@ -221,6 +230,12 @@ def _load(arguments: argparse.Namespace) -> _LoadedRuns:
         parent_ids=found.parent_run_ids,
         notes=[f"skipped: {skipped}" for skipped in found.skipped],
     )
+
+
+def _messages(command: str, messages: list[str]) -> None:
+    """One stderr line per skipped unreadable file and per warning (different versions...)."""
+    for message in messages:
+        print(f"python -m analysis {command}: {message}", file=sys.stderr)
 
 
 def _attach(report: Report, parent_ids: list[str], tracking_uri: str | None) -> None:

@@ -22,6 +22,7 @@ unhealthy are listed and marked, or left out with `exclude_unhealthy`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from analysis.load.mlflow_runs import load_mlflow_runs
 from analysis.load.runs import Run
 from analysis.load.selection import baseline_notes, choose_baselines, choose_metrics, stratum_label
 from analysis.load.systems import MatchedSystems, match_systems
+from analysis.load.versions import collect_versions
 from analysis.metrics import MetricSpec
 from analysis.options import AnalysisOptions
 from analysis.stats.resampling import DEFAULT_RESAMPLES, MIN_EXAMPLES
@@ -56,6 +58,14 @@ class Report:
     csv: str
     files: list[Path] = field(default_factory=list)
     out_dir: Path | None = None
+    skipped: list[str] = field(default_factory=list)  # each unreadable predictions file left out: the parser's words
+    warnings: list[str] = field(default_factory=list)  # e.g. runs made with different versions (also in the footer)
+
+    def messages(self) -> list[str]:
+        """The lines for stderr: one per skipped unreadable file, one per warning."""
+        return [f"skipped unreadable: {skipped}" for skipped in self.skipped] + [
+            f"warning: {warning}" for warning in self.warnings
+        ]
 
 
 def build_report(
@@ -79,17 +89,25 @@ def build_report(
     target_effect: float | None = None,
     exclude_unhealthy: bool = False,
     pooled: bool = False,
+    skip_unreadable: bool = False,
 ) -> Report:
     """Analyse runs (or `MatchedSystems`) and, with `out_dir`, write the table, CSV, LaTeX and plots.
 
     `target_effect` (display units: points) gets its own seeds-needed figure per comparison;
     `exclude_unhealthy` leaves runs with an unhealthy flag out of every statistic (and says so).
-    Raises `InputError` (naming the option) for bad input: no usable run, unknown metric or baseline...
+    Raises `InputError` (naming the option) for bad input: no usable run, unknown metric or baseline, a
+    predictions file that cannot be read (unless `skip_unreadable`: then left out, and `Report.skipped`
+    names it and the rows say how many seeds they lost), all before anything is written.
     """
     options = AnalysisOptions(n_resamples, seed, ci, confidence, test, correction, alpha, target_effect, pooled=pooled)
     options.validate()
     matched = _matched(
-        runs, split=split, dataset=dataset, source_option=source_option, exclude_unhealthy=exclude_unhealthy
+        runs,
+        split=split,
+        dataset=dataset,
+        source_option=source_option,
+        exclude_unhealthy=exclude_unhealthy,
+        skip_unreadable=skip_unreadable,
     )
     notes = list(extra_notes) + list(matched.notes)
     choice = choose_metrics(matched, metrics, notes)
@@ -111,13 +129,19 @@ def _matched(
     dataset: str | None,
     source_option: str,
     exclude_unhealthy: bool,
+    skip_unreadable: bool,
 ) -> MatchedSystems:
     """The runs as matched systems, refusing fewer common examples than the bootstrap needs."""
     if isinstance(runs, MatchedSystems):
         matched = runs
     else:
         matched = match_systems(
-            runs, split=split, dataset=dataset, source_option=source_option, exclude_unhealthy=exclude_unhealthy
+            runs,
+            split=split,
+            dataset=dataset,
+            source_option=source_option,
+            exclude_unhealthy=exclude_unhealthy,
+            skip_unreadable=skip_unreadable,
         )
     if len(matched.example_ids) < MIN_EXAMPLES:
         raise InputError(
@@ -138,12 +162,22 @@ def _render(
 ) -> Report:
     """The rows as Markdown, LaTeX and CSV, with the footer, one signature per metric, and the notes."""
     n_examples = len(matched.example_ids)
+    versions = collect_versions(run for system in matched.systems for run in system.runs.values())
+    notes = notes + versions.notes()
+    warnings = [warning] if (warning := versions.warning()) else []
     signatures = {
-        spec.name: signature(spec, [row for row in rows if row.metric == spec.name], options, n_examples, matched.split)
+        spec.name: signature(
+            spec,
+            [row for row in rows if row.metric == spec.name],
+            options,
+            n_examples,
+            matched.split,
+            versions.signature(),
+        )
         for spec in specs
     }
     baselines = {stratum_label(stratum): system.name for stratum, system in chosen.items() if system}
-    footer_lines = footer(options, baselines, rows)
+    footer_lines = footer(options, baselines, rows, warnings)
     signature_lines = list(signatures.values())
     note_lines = (
         ["", "Notes (mismatches are reported, never dropped silently):"] + [f"- {note}" for note in notes]
@@ -153,7 +187,20 @@ def _render(
     markdown = markdown_table(rows, specs, footer_lines + [""] + signature_lines + note_lines)
     latex = latex_table(rows, specs, footer_lines, signature_lines)
     csv_text = csv_table(rows, signatures)
-    return Report(matched, rows, specs, baselines, signatures, notes, markdown, latex, csv_text)
+    skipped = [str(run.unreadable) for run in matched.unreadable]
+    return Report(
+        matched,
+        rows,
+        specs,
+        baselines,
+        signatures,
+        notes,
+        markdown,
+        latex,
+        csv_text,
+        skipped=skipped,
+        warnings=warnings,
+    )
 
 
 def write_report(report: Report, out_dir: str | Path, *, plots: bool = True) -> list[Path]:
@@ -206,7 +253,8 @@ def report_for_sweep(
 ) -> Report:
     """For the sweep driver: read a sweep's runs from MLflow, write the report, attach it to the parent.
 
-    `build_options` are `build_report`'s keyword arguments (metrics, baseline, n_resamples...).
+    `build_options` are `build_report`'s keyword arguments (metrics, baseline, n_resamples, skip_unreadable...):
+    an unreadable predictions file is an `InputError` before anything is written, unless `skip_unreadable`.
     """
     found = load_mlflow_runs(
         experiment=experiment,
@@ -218,6 +266,8 @@ def report_for_sweep(
     if not found.runs:
         raise InputError("--sweep-id", f"no training run with tag r2d.sweep_id = {sweep_id!r}")
     report = build_report(found.runs, out_dir=out_dir, **build_options)
+    for message in report.messages():  # the driver's log: what was skipped, which versions differ
+        print(f"report_for_sweep {sweep_id}: {message}", file=sys.stderr)
     if attach and len(found.parent_run_ids) == 1:
         attach_to_mlflow(report, found.parent_run_ids[0], tracking_uri=tracking_uri)
     return report

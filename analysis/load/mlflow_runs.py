@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from analysis.errors import InputError
 from analysis.load.health import health_from_tags
 from analysis.load.runs import Run, attach_predictions, read_run_record
+from analysis.load.versions import environment_from_tags
 from r2d.schema import RUN_FILE, predictions_path
 
 if TYPE_CHECKING:  # annotations only
@@ -249,7 +250,9 @@ def _download_run(client: MlflowClient, mlflow_run: MlflowRun, split: str, cache
         return run
     _fetch(client, run_id, predictions_path(split), cache, refresh=False)
     where = f"artifact {predictions_path(split)} of MLflow run {run_id}"
-    return attach_predictions(run, cache / predictions_path(split), split, where)
+    recorded = mlflow_run.data.metrics.get(f"{split}/n")  # r2d logs metrics.json's splits flat: test/n
+    expected = int(recorded) if recorded is not None and float(recorded).is_integer() else None
+    return attach_predictions(run, cache / predictions_path(split), split, where, expected)
 
 
 def _started(mlflow_run: MlflowRun) -> float | None:
@@ -259,11 +262,16 @@ def _started(mlflow_run: MlflowRun) -> float | None:
 
 
 def _fill_from_tags(record: dict, tags: dict[str, str]) -> None:
-    """Health from the run's tags (`r2d.health.<flag>`) when its run.json has none."""
+    """Health (`r2d.health.<flag>`) and the environment (`r2d.env.<name>`) from the run's tags, when its run.json
+    has none."""
     if "health" not in record:
         health = health_from_tags(tags)
         if health is not None:
             record["health"] = health
+    if not isinstance(record.get("environment"), dict):
+        environment = environment_from_tags(tags)
+        if environment:
+            record["environment"] = environment
 
 
 def _record_from_tags(mlflow_run: MlflowRun) -> dict:
@@ -274,6 +282,9 @@ def _record_from_tags(mlflow_run: MlflowRun) -> dict:
     health = health_from_tags(tags)
     if health is not None:
         record["health"] = health
+    environment = environment_from_tags(tags)
+    if environment:
+        record["environment"] = environment
     record["run_name"] = mlflow_run.info.run_name or mlflow_run.info.run_id
     record["status"] = mlflow_run.info.status
     if "seed" in record:

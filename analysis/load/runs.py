@@ -8,24 +8,19 @@ Only `r2d.schema` is imported from `r2d` (it imports no torch).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from analysis.errors import InputError
 from analysis.load.health import unhealthy_flags
-from r2d.schema import PREDICTION_COLUMNS, RUN_FILE, predictions_path
+from analysis.load.predictions import decode_utf8, read_predictions
+from r2d.schema import METRICS_FILE, RUN_FILE, predictions_path
 
-TEXT_COLUMNS = ("id", "gold_label", "pred_label", "gold_rationale", "pred_rationale")
-NUMERIC_COLUMNS = tuple(column for column in PREDICTION_COLUMNS if column not in TEXT_COLUMNS)
-REQUIRED_COLUMNS = ("id", "gold_label", "pred_label", "correct")
-_NA_STRINGS = ["", "nan", "NaN", "NA", "N/A", "null", "None"]
+__all__ = ["Run", "attach_predictions", "find_run_dirs", "load_run_dir", "load_run_dirs", "read_predictions"]
 
 # Settings a system can be told apart by, when run.json has neither `settings` nor a `system` dict (older runs).
 FALLBACK_SETTINGS = ("variant", "shape", "transition", "cap", "warmup", "steepness", "alpha")
@@ -40,6 +35,7 @@ class Run:
     source: str  # a directory, or "mlflow:<run id>"
     predictions: pd.DataFrame | None = None
     problem: str | None = None  # why the run cannot be used (failed, no predictions...)
+    unreadable: str | None = None  # its predictions file exists but cannot be read: the parser's words (file, line)
     timestamp: float | None = None  # when it ran (MLflow start time, else run.json's mtime): picks among duplicates
 
     @property
@@ -88,74 +84,6 @@ def _hashable(value: object) -> object:
     return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
 
 
-def read_predictions(path: str | Path) -> pd.DataFrame:
-    """Read a predictions CSV: ids and labels as text (never NaN), metric columns as floats (empty = NaN).
-
-    The file must be UTF-8 and whole: every row as many fields as the header, the last row ended by its
-    line end (r2d's writer ends every row, so a file that stops without one was cut). Problems raise
-    `ValueError` naming the file (and the line).
-    """
-    text = _read_text(Path(path))
-    _check_rows(path, text)
-    frame = pd.read_csv(
-        io.StringIO(text),
-        dtype={column: str for column in TEXT_COLUMNS},
-        keep_default_na=False,
-        na_values={column: _NA_STRINGS for column in NUMERIC_COLUMNS},
-    )
-    missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (see r2d.schema.PREDICTION_COLUMNS)")
-    for column in TEXT_COLUMNS:
-        frame[column] = frame[column].fillna("").astype(str) if column in frame.columns else ""
-    for column in NUMERIC_COLUMNS:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame.columns else np.nan
-    for column in ("gold_label", "pred_label"):
-        frame[column] = frame[column].str.strip().str.lower()
-    duplicated = frame["id"][frame["id"].duplicated()]
-    if len(duplicated):
-        raise ValueError(f"{path}: duplicate example ids, e.g. {', '.join(map(repr, duplicated[:3]))}")
-    return frame.set_index("id", drop=False)
-
-
-def _read_text(path: Path) -> str:
-    """The file as UTF-8 text; `ValueError` naming the file and where its first bad byte is."""
-    try:
-        return _decode(path.read_bytes())
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
-
-
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ValueError(f"not UTF-8 text ({error.reason} at byte {error.start}, line {line})") from None
-
-
-def _check_rows(path: str | Path, text: str) -> None:
-    """Refuse a CSV that pandas would read without a word: short rows (filled with NaN) and a cut last row."""
-    if not text.strip():
-        raise ValueError(f"{path}: empty file; expected a header row ({', '.join(REQUIRED_COLUMNS)}, ...)")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = next(reader)
-        for record in reader:
-            if record and len(record) != len(header):
-                raise ValueError(
-                    f"{path}: line {reader.line_num}: {len(record)} fields, the header has {len(header)}"
-                    + ("; the file ends mid-row (truncated?)" if not text.endswith("\n") else "")
-                )
-    except csv.Error as error:  # e.g. the file ends inside a quoted field
-        raise ValueError(f"{path}: line {reader.line_num}: invalid CSV ({error}); truncated?") from None
-    if not text.endswith("\n"):
-        raise ValueError(
-            f"{path}: line {reader.line_num}: the last row has no line end: the file was cut mid-row "
-            "(truncated?); expected every row ended, as r2d writes them"
-        )
-
-
 def load_run_dir(path: str | Path, split: str = "test") -> Run:
     """Load one run directory (run.json + predictions/{split}.csv); problems are recorded, not raised.
 
@@ -167,13 +95,25 @@ def load_run_dir(path: str | Path, split: str = "test") -> Run:
     except (OSError, ValueError) as error:
         return Run(str(path), {}, str(path), problem=f"unreadable {RUN_FILE}: {error}")
     run = Run(str(record.get("run_name") or path.name), record, str(path), timestamp=(path / RUN_FILE).stat().st_mtime)
-    return attach_predictions(run, path / predictions_path(split), split)
+    return attach_predictions(run, path / predictions_path(split), split, expected_rows=_recorded_rows(path, split))
+
+
+def _recorded_rows(path: Path, split: str) -> int | None:
+    """The split's example count from metrics.json (`splits.<split>.n`), None when unrecorded or unreadable.
+
+    Why: an unbalanced quote can merge rows into one well-formed record; only the count r2d wrote tells.
+    """
+    try:
+        count = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))["splits"][split]["n"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return int(count) if isinstance(count, int | float) and not isinstance(count, bool) else None
 
 
 def read_run_record(path: Path) -> dict:
     """A run.json as a dict; `ValueError` saying what is wrong with it (not UTF-8, invalid JSON, not an object)."""
     try:
-        record = json.loads(_decode(path.read_bytes()))
+        record = json.loads(decode_utf8(path.read_bytes()))
     except json.JSONDecodeError as error:
         raise ValueError(
             f"invalid JSON at line {error.lineno} column {error.colno} ({error.msg}); "
@@ -184,10 +124,14 @@ def read_run_record(path: Path) -> dict:
     return record
 
 
-def attach_predictions(run: Run, predictions_file: Path, split: str, where: str | None = None) -> Run:
+def attach_predictions(
+    run: Run, predictions_file: Path, split: str, where: str | None = None, expected_rows: int | None = None
+) -> Run:
     """Read a finished run's predictions into `run.predictions`, or say in `run.problem` why they are missing.
 
-    `where` names the file in messages when `predictions_file` is only a local copy (an MLflow artifact).
+    `where` names the file in messages when `predictions_file` is only a local copy (an MLflow artifact);
+    `expected_rows` is the example count the run recorded. A file that exists but cannot be read also sets
+    `run.unreadable`: a report stops on it unless told to skip it (`unreadable_runs`).
     """
     status = str(run.record.get("status", "FINISHED")).upper()
     if status != "FINISHED":
@@ -198,10 +142,26 @@ def attach_predictions(run: Run, predictions_file: Path, split: str, where: str 
         run.problem = f"no predictions for split {split!r}: {where or predictions_file} not found"
         return run
     try:
-        run.predictions = read_predictions(predictions_file)
+        run.predictions = read_predictions(predictions_file, expected_rows)
     except (OSError, ValueError) as error:
-        run.problem = str(error) if where is None else f"{where}: {error}"
+        run.problem = run.unreadable = " ".join((str(error) if where is None else f"{where}: {error}").split())
     return run
+
+
+def unreadable_runs(runs: Iterable[Run], option: str, skip: bool) -> list[Run]:
+    """The runs whose predictions file cannot be read; an `InputError` naming the first one unless `skip`.
+
+    Why an error: a report that quietly used fewer seeds would look complete (issue 25). FAILED runs and
+    runs without the split are not unreadable: they are reported in the notes, as before.
+    """
+    found = [run for run in runs if run.unreadable]
+    if found and not skip:
+        more = f" (and {len(found) - 1} more unreadable run(s))" if len(found) > 1 else ""
+        raise InputError(
+            option,
+            f"{found[0].unreadable}{more}; fix or remove the file, or pass --skip-unreadable to analyse without it",
+        )
+    return found
 
 
 def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:

@@ -12,7 +12,6 @@ unhealthy run) is written to `MatchedSystems.notes`: the report prints it, nothi
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,14 +19,16 @@ import pandas as pd
 
 from analysis.errors import InputError
 from analysis.load import naming
+from analysis.load.duplicates import DUPLICATE_RULE, pick_one_per_seed
 from analysis.load.health import describe
-from analysis.load.runs import Run
+from analysis.load.runs import Run, unreadable_runs
 from analysis.stats.sufficient import macro_f1_classes
 
 # Settings that define *strata*: systems are compared with the baseline of their own stratum.
+__all__ = ["DUPLICATE_RULE", "MatchedSystems", "System", "match_systems", "pick_one_per_seed"]
+
 STRATUM_SETTINGS = ("rationale_source",)
 SETTING_ALIASES = {"rationale_source": "source"}
-DUPLICATE_RULE = "the most recent run is kept (MLflow start time, else run.json's modification time)"
 
 
 @dataclass
@@ -43,6 +44,7 @@ class System:
     runs: dict[int, Run]
     system_id: str | None = None
     identity: dict[str, object] = field(default_factory=dict)
+    unreadable_seeds: list[int] = field(default_factory=list)  # seeds lost to an unreadable predictions file
 
     @property
     def seeds(self) -> list[int]:
@@ -100,6 +102,7 @@ class MatchedSystems:
     missing_runs: list[Run]
     classes: list[str] = field(default_factory=list)
     by_system_id: bool = False  # grouped by run.json's system_id (False: older runs, by their `system` dict)
+    unreadable: list[Run] = field(default_factory=list)  # skipped (skip_unreadable): predictions file unreadable
     _frames: dict[int, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def system(self, name: str) -> System:
@@ -121,13 +124,16 @@ def match_systems(
     dataset: str | None = None,
     source_option: str = "--runs",
     exclude_unhealthy: bool = False,
+    skip_unreadable: bool = False,
 ) -> MatchedSystems:
     """Group runs into systems, match them by seed and example id, and record every mismatch in `notes`.
 
-    With `exclude_unhealthy`, runs with an unhealthy flag are left out before grouping (and noted).
+    With `exclude_unhealthy`, runs with an unhealthy flag are left out before grouping (and noted). A run
+    whose predictions file cannot be read is an `InputError`, or with `skip_unreadable` left out (and noted).
     """
     notes: list[str] = []
     runs, dataset_name = _one_dataset(runs, dataset)
+    unreadable = unreadable_runs(runs, source_option, skip_unreadable)
     usable, missing = _usable_runs(runs, split, source_option)
     excluded: list[Run] = []
     if exclude_unhealthy:
@@ -152,9 +158,11 @@ def match_systems(
         [value for frame in frames for value in frame["pred_label"]],
         labels,
     )
-    return MatchedSystems(
+    matched = MatchedSystems(
         systems, example_ids, labels, split, dataset_name, namer.keys, notes, missing + excluded, classes, by_id
     )
+    matched.unreadable = unreadable
+    return matched
 
 
 def _one_dataset(runs: Sequence[Run], dataset: str | None) -> tuple[Sequence[Run], str | None]:
@@ -253,38 +261,6 @@ def _group_into_systems(runs: list[Run], namer: _Namer, notes: list[str]) -> lis
     return systems
 
 
-def pick_one_per_seed(runs: list[Run], system: str, notes: list[str]) -> dict[int, Run]:
-    """Seed -> run; of two runs of one system on one seed the most recent is kept, and the notes say so.
-
-    Most recent by MLflow start time (run directories: run.json's modification time; run.json is
-    written last, when the run ends); ties and unknown times go to the first run name. Why the most
-    recent: a configuration rerun on the same seed was rerun on purpose (a fixed bug, a resumed sweep,
-    a newer commit), and with one `system_id` nothing else tells the runs apart.
-    """
-    by_seed: dict[int, list[Run]] = {}
-    for run in runs:
-        by_seed.setdefault(run.seed, []).append(run)
-    chosen: dict[int, Run] = {}
-    for seed, candidates in by_seed.items():
-        ordered = sorted(candidates, key=lambda run: (-(run.timestamp or float("-inf")), run.name))
-        chosen[seed] = ordered[0]
-        if len(ordered) > 1:
-            notes.append(
-                f"duplicate: {system} has {len(ordered)} runs on seed {seed}; kept {_when(ordered[0])}, dropped "
-                + ", ".join(_when(run) for run in ordered[1:])
-                + f" ({DUPLICATE_RULE})"
-            )
-    return chosen
-
-
-def _when(run: Run) -> str:
-    if run.timestamp is None:
-        return f"{run.name} (time unknown)"
-    stamp = datetime.datetime.fromtimestamp(run.timestamp, tz=datetime.timezone.utc)
-    commit = run.record.get("git_commit")
-    return f"{run.name} ({stamp:%Y-%m-%d %H:%M:%S} UTC" + (f", commit {str(commit)[:8]})" if commit else ")")
-
-
 def _distinct_names(systems: list[System]) -> None:
     """Two systems whose names coincide (settings equal once formatted) get their system_id appended."""
     counts: dict[str, int] = {}
@@ -321,6 +297,8 @@ def _report_missing_runs(systems: list[System], missing: list[Run], namer: _Name
             )
         else:
             notes.append(f"missing: {run.name} ({label}, seed {run.seed}): {run.problem}")
+            if system is not None and run.unreadable and run.seed is not None:
+                system.unreadable_seeds.append(run.seed)  # the row says how many seeds it lost
     all_seeds = sorted({seed for system in systems for seed in system.runs})
     for system in systems:
         absent = [seed for seed in all_seeds if seed not in system.runs]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.errors import InputError
-from analysis.load.runs import Run
+from analysis.load.runs import Run, unreadable_runs
 from analysis.referee.page import (
     Block,
     Code,
@@ -83,6 +83,10 @@ class RefereeReport:
     out_dir: Path
     files: list[Path] = field(default_factory=list)
 
+    def messages(self) -> list[str]:
+        """Each question's stderr lines (skipped unreadable files, version warnings), each line once."""
+        return list(dict.fromkeys(message for answer in self.answers for message in answer.report.messages()))
+
     def verdict_lines(self) -> list[str]:
         """Each question's summary, then its comparisons' sentences (what the CLI prints)."""
         lines = []
@@ -113,6 +117,13 @@ def build_referee_report(plan: RefereePlan, runs: Sequence[Run], out_dir: str | 
     correction, alpha, target_effect, exclude_unhealthy, split, dataset, plots); the baseline is each question's.
     """
     out = Path(out_dir)
+    # Every planned run is checked before any question is answered: an unreadable file stops the report before
+    # anything is written (unless skip_unreadable), not half-way, after earlier questions' files.
+    unreadable_runs(
+        [run for run in runs if (run.system_id, run.seed) in plan.trials],
+        "--runs",
+        bool(options.get("skip_unreadable")),
+    )
     answers = [answer_question(question, runs, out / question.id, **options) for question in plan.questions]
     blocks = referee_blocks(plan, answers, runs, options)
     markdown = to_markdown(blocks)

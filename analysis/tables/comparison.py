@@ -55,6 +55,7 @@ class ComparisonRow:
     undecided: str = ""  # words that replace a delta CI or MDE wider than the metric's range
     system_id: str = ""
     unhealthy: dict[int, list[str]] = field(default_factory=dict)  # seed -> unhealthy flags of the row's runs
+    seeds_unreadable: list[int] = field(default_factory=list)  # seeds lost to unreadable predictions files (skipped)
 
     @property
     def seed_sd(self) -> float:

@@ -57,9 +57,10 @@ def _delta_parts(row: ComparisonRow, spec: MetricSpec) -> tuple[str, str, str] |
     return delta, format_p(row.p_adjusted), note
 
 
-def seeds_cell(seeds: Sequence[int]) -> str:
-    """The seeds column: how many, and which (`3 (0,1,2)`)."""
-    return f"{len(seeds)} ({','.join(map(str, seeds))})"
+def seeds_cell(seeds: Sequence[int], unreadable: int = 0) -> str:
+    """The seeds column: how many, and which (`3 (0,1,2)`), and how many were lost to unreadable files."""
+    lost = f"; {unreadable} seed{'s' if unreadable > 1 else ''} unreadable" if unreadable else ""
+    return f"{len(seeds)} ({','.join(map(str, seeds))}){lost}"
 
 
 def _ordered_systems(rows: Sequence[ComparisonRow]) -> list[str]:
@@ -90,7 +91,7 @@ def _body(rows: Sequence[ComparisonRow], metrics: Sequence[MetricSpec], dialect:
     for system in _ordered_systems(rows):
         first = next(row for row in rows if row.system == system)
         name = dialect.escape(system) + (" (baseline)" if first.is_baseline else "")
-        cells = [name + (f" {MARKER}" if first.unhealthy else ""), seeds_cell(first.seeds)]
+        cells = [name + (f" {MARKER}" if first.unhealthy else ""), seeds_cell(first.seeds, len(first.seeds_unreadable))]
         for spec in metrics:
             row = table.get((system, spec.name))
             if row is None:
@@ -240,6 +241,7 @@ def csv_table(rows: Sequence[ComparisonRow], signatures: dict[str, str]) -> str:
         record["comparison_seeds"] = ";".join(map(str, row.comparison_seeds))
         record["seed_scores"] = json.dumps({str(k): v for k, v in row.seed_scores.items()})
         record["settings"] = json.dumps(row.settings, sort_keys=True, default=str)
+        record["seeds_unreadable"] = ";".join(map(str, row.seeds_unreadable))
         record["unhealthy"] = ";".join(f"{seed}:{','.join(flags)}" for seed, flags in sorted(row.unhealthy.items()))
         record["seed_sd"] = row.seed_sd
         record["signature"] = signatures.get(row.metric, "")
@@ -260,9 +262,19 @@ def test_label(test: str, pooled: bool) -> str:
 
 
 def signature(
-    spec: MetricSpec, rows: Sequence[ComparisonRow], options: AnalysisOptions, n_examples: int, split: str
+    spec: MetricSpec,
+    rows: Sequence[ComparisonRow],
+    options: AnalysisOptions,
+    n_examples: int,
+    split: str,
+    versions: str = "versions:unrecorded",
 ) -> str:
-    """The sacreBLEU-style signature of one metric's rows: how every number of that metric was computed."""
+    """The sacreBLEU-style signature of one metric's rows: how every number of that metric was computed.
+
+    `versions` (`analysis.load.versions.Versions.signature`) names what the runs were made with
+    (`torch:2.13.0+cpu|transformers:5.25.0|r2d:1c1a26b`): the same config can give other numbers under
+    another torch, transformers or r2d commit.
+    """
     pooled = several_seeds(rows)
     tests = "+".join(
         test + ("(ignores-seed-variance)" if pooled and test in EXAMPLE_LEVEL_TESTS else "")
@@ -276,12 +288,17 @@ def signature(
         f"metric:{spec.name}|test:{tests or 'none'}|ci:{ci}-{options.confidence * 100:g}%|"
         f"resamples:{options.n_resamples}|seed:{options.seed}|n:{n_examples}|seeds:{n_seeds}|"
         f"correction:{options.correction}(m={m})|alpha:{options.alpha:g}|split:{split}|"
-        f"analysis:{__version__}"
+        f"analysis:{__version__}|{versions}"
     )
 
 
-def footer(options: AnalysisOptions, baselines: dict[str, str], rows: Sequence[ComparisonRow]) -> list[str]:
-    """The lines under the table: what the intervals, deltas, test, baselines and marks are."""
+def footer(
+    options: AnalysisOptions,
+    baselines: dict[str, str],
+    rows: Sequence[ComparisonRow],
+    warnings: Sequence[str] = (),
+) -> list[str]:
+    """The lines under the table: what the intervals, deltas, test, baselines and marks are; then `warnings`."""
     correction = {"holm": "Holm-Bonferroni", "bonferroni": "Bonferroni"}[options.correction]
     confidence = f"{options.confidence * 100:g}%"
     seeds_used = any(len(row.seeds) > 1 for row in rows)
@@ -314,4 +331,9 @@ def footer(options: AnalysisOptions, baselines: dict[str, str], rows: Sequence[C
         lines.append(f"{MARKER}: the row's runs include unhealthy ones (collapsed, diverged...; see the notes).")
     if any(row.undecided for row in rows):
         lines.append("undecided: the CI or mde would be wider than the metric's range; the seeds needed are stated.")
-    return lines
+    if any(row.seeds_unreadable for row in rows):
+        lines.append(
+            "n seeds unreadable: the row lost n seeds to predictions files that could not be read, skipped with "
+            "--skip-unreadable (the notes and stderr name the files)."
+        )
+    return lines + [f"Warning: {warning}" for warning in warnings]

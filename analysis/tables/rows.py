@@ -30,7 +30,7 @@ from analysis.options import AnalysisOptions
 from analysis.stats import across_seeds, crossed, crossed_planning, intervals, pooled, power, significance, sufficient
 from analysis.tables.comparison import ComparisonRow
 from analysis.tables.decide import undecided_words
-from analysis.tables.seedplan import SeedsByRow, plan_seeds
+from analysis.tables.seedplan import SeedsByRow, lost_to_unreadable, plan_seeds
 
 Baselines = dict[tuple, System | None]
 """Stratum -> its baseline system (None: no baseline, so its systems are not compared)."""
@@ -198,6 +198,7 @@ def _system_rows(
                 seed_scores={seed: float(score) for seed, score in zip(row_seeds, per_seed[index], strict=True)},
                 system_id=system.system_id or "",
                 unhealthy={seed: list(flags) for seed, flags in system.unhealthy(row_seeds).items()},
+                seeds_unreadable=lost_to_unreadable(system, baseline, row_seeds),
             )
     return rows
 

@@ -52,3 +52,15 @@ def plan_seeds(matched: MatchedSystems, baselines: dict[tuple, System | None], n
                 f"(CSV: baseline_estimate), not against {baseline.name}'s row (seeds {seed_list(baseline.seeds)})"
             )
     return plan
+
+
+def lost_to_unreadable(system: System, baseline: System | None, row_seeds: tuple[int, ...]) -> list[int]:
+    """The seeds a row lacks because a predictions file could not be read (skipped with --skip-unreadable).
+
+    Its own unreadable seeds, and its baseline's on seeds it has: the row shares its baseline's seeds, so
+    those are lost to it too.
+    """
+    lost = set(system.unreadable_seeds)
+    if baseline is not None and baseline is not system:
+        lost |= {seed for seed in baseline.unreadable_seeds if seed in system.runs or seed in system.unreadable_seeds}
+    return sorted(lost - set(row_seeds))
