@@ -119,8 +119,7 @@ CASES = [
                                     "(invalid continuation byte at byte 17, line 1)"),
     (["--runs", "{tmp}/nopred"], "no predictions for split 'test': {tmp}/nopred/predictions/test.csv not found"),
     (["--runs", "{tmp}/good", "--split", "dev"],
-     "--runs: no usable run (finished, with dev predictions) among 1: r2d-linear-0.6-llm-s0: no predictions for "
-     "split 'dev': {tmp}/good/predictions/dev.csv not found"),
+     "--split: no run has split 'dev'; the runs have: test"),
     (["--runs", "{tmp}/latin"], "{tmp}/latin/predictions/test.csv: not UTF-8 text (invalid continuation byte at byte "
                                 "{latin_offset}, line 12)"),
     (["--runs", "{tmp}/emptycsv"], "{tmp}/emptycsv/predictions/test.csv: empty file; expected a header row"),

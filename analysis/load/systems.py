@@ -186,7 +186,8 @@ def _usable_runs(runs: Sequence[Run], split: str, source_option: str) -> tuple[l
         if missing and all((run.problem or "").startswith("no predictions for split") for run in missing):
             # Every run finished but lacks this split: the split is what is wrong, not the runs.
             have = sorted({s for run in missing for s in run.record.get("splits") or []})
-            raise InputError("--split", f"no run has split {split!r}; the runs have: {', '.join(have) or 'none'}")
+            if split not in have:  # a recorded split whose file is gone is the run's fault (below), not --split's
+                raise InputError("--split", f"no run has split {split!r}; the runs have: {', '.join(have) or 'none'}")
         details = "; ".join(f"{run.name}: {run.problem}" for run in missing[:5])
         raise InputError(
             source_option, f"no usable run (finished, with {split} predictions) among {len(runs)}: {details}"
