@@ -56,7 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--ray", action="store_true", help="run under Ray Train even with one worker")
 
     regen = sub.add_parser("regenerate", help="re-train one recorded MLflow run here; are its predictions identical?")
-    regen.add_argument("--run-id", required=True, help="the training's MLflow run id")
+    which = regen.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run-id", help="the training's MLflow run id")
+    which.add_argument("--parent-run-id", help="a sweep's parent run id: re-train one of its trials (--trial, --seed)")
+    regen.add_argument("--trial", default=None, help="with --parent-run-id: the Tune trial id (tag r2d.trial_id)")
+    regen.add_argument("--seed", type=int, default=None, help="with --parent-run-id: the trial's seed")
     regen.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db")
     regen.add_argument("--out", default=None, help="directory for the re-run (default: a temporary one)")
 
@@ -147,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             from r2d.run.regenerate import cmd_regenerate
 
             uri = args.tracking_uri or load_config(None).tracking.tracking_uri
-            return cmd_regenerate(args.run_id, uri, args.out)
+            return cmd_regenerate(args.run_id, uri, args.out, args.parent_run_id, args.trial, args.seed)
         return cmd_evaluate(args)
     except (ConfigError, DataError, ModelError) as err:
         print(f"r2d: error: {err}", file=sys.stderr)

@@ -1,9 +1,11 @@
 """`r2d regenerate`: re-train one recorded trial here and say whether its predictions are identical.
 
-Reads the MLflow run's config.yaml and predictions/test.csv artifacts and its r2d.env.* tags,
-trains the recorded config (seed included) in this process with tracking off, compares the new
-predictions/test.csv byte for byte, and when they differ names the recorded settings (versions,
-CPU model, ISA switches) that differ from this environment. Exit 0 identical, 1 differs.
+The trial is named by its training run id, or by its sweep's parent run id (an adaptive parent's
+sweeps included) and optionally its Tune trial id or seed. Reads the training's config.yaml and
+predictions/test.csv artifacts and its r2d.env.* tags, trains the recorded config (seed and thread
+count included) in this process with tracking off, compares the new predictions/test.csv byte for
+byte, and when they differ names the recorded settings (versions, CPU model, ISA switches) that
+differ from this environment. Exit 0 identical, 1 differs, 2 bad input.
 """
 
 from __future__ import annotations
@@ -30,6 +32,32 @@ def setting_differences(recorded_tags: dict[str, str], current: dict[str, str]) 
             for k in keys if recorded_tags.get(k) != current.get(k)]
 
 
+def _trainings_under(client: MlflowClient, parent_run_id: str) -> list:
+    """Every training run under `parent_run_id`, by start time; an adaptive parent's sweep parents are descended."""
+    experiment = client.get_run(parent_run_id).info.experiment_id
+    parents, trainings = [parent_run_id], []
+    while parents:
+        children = client.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{parents.pop()}'",
+                                      order_by=["attributes.start_time ASC"], max_results=5000)
+        parents += [r.info.run_id for r in children if r.data.tags.get("r2d.kind") in ("sweep", "adaptive")]
+        trainings += [r for r in children if "r2d.system_id" in r.data.tags]
+    return sorted(trainings, key=lambda r: r.info.start_time)
+
+
+def pick_trial(client: MlflowClient, parent_run_id: str, trial: str | None = None, seed: int | None = None) -> str:
+    """The training run id of one trial under sweep parent `parent_run_id`: the FINISHED one with Tune
+    trial id `trial` and/or `seed`, else the first FINISHED by start time. ValueError names the option."""
+    finished = [r for r in _trainings_under(client, parent_run_id) if r.info.status == "FINISHED"]
+    chosen = [r for r in finished if (trial is None or r.data.tags.get("r2d.trial_id") == trial)
+              and (seed is None or r.data.tags.get("r2d.seed") == str(seed))]
+    if chosen:
+        return chosen[0].info.run_id
+    option = " ".join(x for x in (trial and f"--trial {trial}", seed is not None and f"--seed {seed}") if x)
+    have = sorted({f"{r.data.tags.get('r2d.trial_id', '?')} (seed {r.data.tags.get('r2d.seed')})" for r in finished})
+    raise ValueError(f"{option or '--parent-run-id ' + parent_run_id}: no FINISHED training matches under parent "
+                     f"{parent_run_id}; it has: {', '.join(have[:6]) or 'none'}{' ...' if len(have) > 6 else ''}")
+
+
 def regenerate(run_id: str, tracking_uri: str, out_dir: Path | None = None) -> tuple[bool, list[str]]:
     """(identical?, differing recorded settings) after re-training run `run_id` into `out_dir`."""
     tags = MlflowClient(tracking_uri).get_run(run_id).data.tags
@@ -45,11 +73,20 @@ def regenerate(run_id: str, tracking_uri: str, out_dir: Path | None = None) -> t
     return identical, [] if identical else setting_differences(tags, environment_tags(environment()))
 
 
-def cmd_regenerate(run_id: str, tracking_uri: str, out_dir: str | None) -> int:
+def cmd_regenerate(run_id: str | None, tracking_uri: str, out_dir: str | None, parent_run_id: str | None = None,
+                   trial: str | None = None, seed: int | None = None) -> int:
+    """`r2d regenerate`: exit 0 identical, 1 differs, 2 bad input (one line on stderr)."""
+    option = f"--run-id {run_id}" if run_id else f"--parent-run-id {parent_run_id}"
     try:
+        if run_id is None:
+            run_id = pick_trial(MlflowClient(tracking_uri), str(parent_run_id), trial, seed)
+            print(f"trial: run {run_id}")
         identical, differences = regenerate(run_id, tracking_uri, Path(out_dir) if out_dir else None)
     except MlflowException as err:  # an unknown run id, or a run without the recorded artifacts
-        print(f"r2d: error: --run-id {run_id}: {str(err).splitlines()[0]}", file=sys.stderr)
+        print(f"r2d: error: {option}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        print(f"r2d: error: {err}", file=sys.stderr)
         return 2
     print("identical" if identical else "differs")
     for line in differences:
