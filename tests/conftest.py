@@ -95,6 +95,11 @@ def stop_pid(proc, timeout: float = 20.0) -> None:
         proc.wait(timeout=10)
 
 
+# MLflow 3's server starts three huey job consumers for GenAI jobs (trace rollups, scorers) that r2d
+# never submits; on 2 cores they compete with the tests' trainings.
+SERVER_ENV = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` on 127.0.0.1 (sqlite backend, one worker), stopped by PID at the end."""
@@ -109,7 +114,7 @@ def mlflow_server(tmp_path_factory):
     proc = subprocess.Popen(
         [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts")],
-        stdout=open(root / "server.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        stdout=open(root / "server.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True, env=SERVER_ENV)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:
