@@ -43,6 +43,9 @@ def test_local_storage_is_the_sweep_folder_and_resume_finds_the_latest(tmp_path)
     assert store.latest("s") == ("s-1", {"sweep_id": "s-1"})
     assert store.latest("s", "s-2") == ("s-2", {"sweep_id": "s-2"})
     store.publish(tmp_path / "s-1", "s-1")  # nothing to copy: the folder is the storage
+    (tmp_path / "s-adaptive-1").mkdir()
+    (tmp_path / "s-adaptive-1" / "state.json").write_text(json.dumps({"looks": 1}))  # --until-decided's
+    assert store.latest("s-adaptive", filename="state.json") == ("s-adaptive-1", {"looks": 1})
 
 
 def test_s3_storage_gets_the_published_folder_and_resume_finds_it_there(s3, tmp_path, monkeypatch):

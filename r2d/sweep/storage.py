@@ -46,8 +46,10 @@ class SweepStorage:
         """The driver's folder of the sweep: the storage's own on a local path."""
         return Path(self.root) / sweep_id if self.local else Path(LOCAL_FOLDER).absolute() / sweep_id
 
-    def latest(self, study: str, sweep_id: str | None = None) -> tuple[str, dict[str, Any]] | None:
-        """(sweep id, state) of the study's most recently written sweep.json (or of `sweep_id`)."""
+    def latest(self, study: str, sweep_id: str | None = None,
+               filename: str = "sweep.json") -> tuple[str, dict[str, Any]] | None:
+        """(folder name, state) of the most recently written `<study>-*/<filename>` (sweep.json; an
+        adaptive study's state.json), or of the folder `sweep_id`."""
         try:
             entries = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
         except OSError:
@@ -58,7 +60,7 @@ class SweepStorage:
                 continue
             if sweep_id and entry.base_name != sweep_id:
                 continue
-            info = self.fs.get_file_info(f"{entry.path}/sweep.json")
+            info = self.fs.get_file_info(f"{entry.path}/{filename}")
             if info.type == pafs.FileType.File:
                 found.append((info.mtime.timestamp() if info.mtime else 0.0, entry.base_name, info.path))
         if not found:
