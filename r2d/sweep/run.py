@@ -305,9 +305,8 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
         signal.signal(signal.SIGTERM, previous)
         (sweep_dir / "sweep.json").write_text(json.dumps(state, indent=1, default=str))
         store.publish(sweep_dir, sweep_id)
-    return {"sweep_id": sweep_id, "sweep_dir": str(sweep_dir), "sweep_uri": store.uri(sweep_id), "table": table,
-            "report": report,
-            "timings": timings, "parent_run_id": parent, "tracking_uri": uri,
+    return {"sweep_id": sweep_id, "sweep_dir": str(sweep_dir), "sweep_uri": store.uri(sweep_id),
+            "table": table, "report": report, "timings": timings, "parent_run_id": parent, "tracking_uri": uri,
             "experiment": study.name, "orphans_closed": orphans, "concurrency": concurrency,
             "reused": [t.point | {"run_id": t.reused_run_id} for t in trials if t.reused_run_id],
             "ray_resources": ray.cluster_resources()}
