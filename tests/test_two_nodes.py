@@ -12,10 +12,12 @@ path of the head's finds nothing, and one that writes there (the old sweep hande
 every node's config names) is a fresh empty tmpfs there, as a second machine's own cache would be:
 the trial builds its own tokenizer and can get Stage 1 only from storage. Storage is moto's S3
 server (s3://, through pyarrow.fs as on AWS); MLflow is a real server both nodes reach over HTTP.
+Last, the sweep is resumed with its local folder deleted: found on S3 and restored from there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -241,3 +243,12 @@ def test_sweep_on_two_nodes_with_s3_storage_resumes_a_killed_trial(cluster, monk
     local = Path(summary["sweep_dir"])
     assert local.parent == head / "outputs" / "sweeps" and not (local / "runs").exists()
     assert sorted(p.name for p in head.iterdir()) == ["marker", "outputs"]
+
+    # --resume from storage alone (the driver's folder deleted): the sweep is found on S3 and Tune restores
+    # its finished experiment from there; nothing is trained again
+    shutil.rmtree(local)
+    again = run_sweep(study, dataclasses.replace(opts, resume=True))
+    assert again["sweep_id"] == summary["sweep_id"] and [r["status"] for r in again["table"]] == ["TERMINATED"]
+    after = client.search_runs([kids[0].info.experiment_id])
+    assert [r.info.run_id for r in after if r.data.tags.get("r2d.kind") != "sweep"] == [kids[0].info.run_id]
+    assert stage1_done() == stage1
