@@ -63,6 +63,8 @@ def mount_namespace(pid: int) -> str:
 
 def stop_namespace(namespace: str, sig: int = signal.SIGTERM) -> None:
     """Signal, by PID, every process in the added node's mount namespace (its raylet, agents, workers)."""
+    if namespace == mount_namespace(os.getpid()):  # never this process's own (everything else's too)
+        raise RuntimeError(f"{namespace} is the test's own mount namespace, not the added node's")
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -81,6 +83,23 @@ def start_added_node(address: str, hidden: Path, own_cache: Path, log: Path) -> 
     with open(log, "w") as out:
         return subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                                 stdout=out, stderr=out, start_new_session=True)
+
+
+def stop_added_node(node: subprocess.Popen, namespace: str | None) -> None:
+    """`ray start --block` and every process of its namespace: SIGTERM, then SIGKILL what is left."""
+    if namespace is None and node.poll() is None:  # it never joined: its namespace is its PID's
+        try:
+            namespace = mount_namespace(node.pid)
+        except OSError:  # gone meanwhile
+            return
+    if namespace is None or namespace == mount_namespace(os.getpid()):
+        return
+    stop_namespace(namespace)
+    try:
+        node.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pass
+    stop_namespace(namespace, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -119,14 +138,7 @@ def cluster(tmp_path_factory):
             yield {"head": head, "cache": cache, "node2": node2, "namespace": namespace, "tmp": tmp, "mlflow": mlflow}
         finally:
             ray.shutdown()
-            if namespace:
-                stop_namespace(namespace)
-            try:
-                node.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
-            if namespace:
-                stop_namespace(namespace, signal.SIGKILL)
+            stop_added_node(node, namespace)
             c.shutdown()
 
 
