@@ -206,6 +206,17 @@ class ResourcesConfig(_Section):
     storage_path: str = Field(default_factory=lambda: os.environ.get("R2D_STORAGE") or "outputs/ray")
     max_failures: int = Field(2, ge=0)
     ray_address: str | None = None  # None: start a local Ray; "auto": join a running cluster
+    # Ray custom resources each worker (and so a one-worker trial) requests besides CPU/GPU, e.g.
+    # {node2: 1}: it runs only on nodes started with them (`ray start --resources='{"node2": 1}'`).
+    custom_resources: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("custom_resources")
+    @classmethod
+    def _custom_only(cls, value: dict[str, float]) -> dict[str, float]:
+        if {"CPU", "GPU"} & set(value) or any(v <= 0 for v in value.values()):
+            raise ValueError("custom resources other than CPU and GPU (set those with cpus_per_worker, "
+                             "gpus_per_worker), each amount > 0")
+        return value
 
     @model_validator(mode="after")
     def _resolve_threads(self) -> ResourcesConfig:
@@ -215,7 +226,8 @@ class ResourcesConfig(_Section):
 
     def worker_resources(self) -> dict[str, float]:
         """One Ray Train worker's resource request (a GPU worker without gpus_per_worker takes 1)."""
-        return {"CPU": self.cpus_per_worker, **({"GPU": self.gpus_per_worker or 1.0} if self.use_gpu else {})}
+        return {"CPU": self.cpus_per_worker, **({"GPU": self.gpus_per_worker or 1.0} if self.use_gpu else {}),
+                **self.custom_resources}
 
 
 class DebugConfig(_Section):

@@ -42,6 +42,7 @@ from r2d.run import tracking
 from r2d.sweep.placement import trials_on
 from r2d.sweep.plan import Question, estimate
 from r2d.sweep.run import run_sweep
+from r2d.sweep.storage import SweepStorage
 from r2d.sweep.study import AdaptiveOptions, Study, SweepOptions, base_config, grid_points, trial_config
 from r2d.train.record import system_id
 
@@ -91,14 +92,15 @@ def describe(study: Study, opts: SweepOptions, adaptive: AdaptiveOptions, design
     return "\n".join(lines)
 
 
-def _state_dir(study: Study, opts: SweepOptions) -> Path:
-    root = Path(base_config(study, opts)["resources"]["storage_path"])
+def _state_dir(study: Study, opts: SweepOptions) -> tuple[SweepStorage, str, dict | None]:
+    """The storage (local or s3://), the adaptive study's id and (--resume) its saved record."""
+    store = SweepStorage(base_config(study, opts)["resources"]["storage_path"])
     if opts.resume:
-        found = sorted(root.glob(f"{study.name}-adaptive-*/state.json"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            raise FileNotFoundError(f"--resume: no adaptive study {study.name} under {root}")
-        return found[-1].parent
-    return root / f"{study.name}-adaptive-{time.strftime('%Y%m%d-%H%M%S')}"
+        found = store.latest(f"{study.name}-adaptive", filename="state.json")
+        if found is None:
+            raise FileNotFoundError(f"--resume: no adaptive study {study.name} under {store.storage}")
+        return store, found[0], found[1]
+    return store, f"{study.name}-adaptive-{time.strftime('%Y%m%d-%H%M%S')}", None
 
 
 def _points_of(names: list[str], matched, points: list[dict], base: dict) -> list[dict]:
@@ -129,24 +131,26 @@ def _load(uri: str, study: Study, record: dict[str, Any], cache: Path):
     return match_systems(unique)
 
 
-def _save(uri: str, parent: str, where: Path, record: dict, result: LookResult | None) -> None:
+def _save(uri: str, parent: str, where: Path, record: dict, result: LookResult | None,
+          store: SweepStorage) -> None:
     (where / "state.json").write_text(json.dumps(record, indent=1))
     files = ["state.json"]
     if result is not None:
         (where / f"look-{result.look}.md").write_text(result.table() + "\n")
         files.append(f"look-{result.look}.md")
+    store.publish(where, where.name)  # on remote storage: where a --resume (from any machine) finds it
     tracking.log_artifacts(uri, parent, where, files, [])
 
 
 def _start(study: Study, opts: SweepOptions, design: Design, uri: str, points: list[dict]):
-    """(folder, record, state): a new adaptive study with its MLflow parent, or (--resume) the saved one,
+    """(local folder, storage, record, state): a new adaptive study with its MLflow parent, or (--resume) the saved one,
     its state and spent error budget as they were, its parent reopened."""
-    where = _state_dir(study, opts)
+    store, adaptive_id, saved = _state_dir(study, opts)
+    where = store.local_dir(adaptive_id)
     where.mkdir(parents=True, exist_ok=True)
-    if opts.resume:
-        record = json.loads((where / "state.json").read_text())
-        tracking.reopen_run(uri, record["parent_run_id"])
-        return where, record, state_from_json(record["state"]) if record["state"] else None
+    if saved is not None:
+        tracking.reopen_run(uri, saved["parent_run_id"])
+        return where, store, saved, state_from_json(saved["state"]) if saved["state"] else None
     record = {"adaptive_id": where.name, "design": design.to_dict(), "sweep_ids": [], "reused": [], "open": points,
               "state": None, "spent_s": 0.0}
     record["parent_run_id"] = tracking.start_run(
@@ -154,7 +158,8 @@ def _start(study: Study, opts: SweepOptions, design: Design, uri: str, points: l
                                       "spending": design.spending, "correction": design.correction},
         {"r2d.kind": "adaptive", "r2d.adaptive_id": where.name, "r2d.design": design.signature()})
     (where / "state.json").write_text(json.dumps(record, indent=1))
-    return where, record, None
+    store.publish(where, adaptive_id)
+    return where, store, record, None
 
 
 def run_until_decided(study: Study, opts: SweepOptions, adaptive: AdaptiveOptions, dry_run: bool) -> str:
@@ -171,7 +176,7 @@ def run_until_decided(study: Study, opts: SweepOptions, adaptive: AdaptiveOption
         return describe(study, opts, adaptive, design)
     base = base_config(study, opts)
     uri, points = base["tracking"]["tracking_uri"], grid_points(study.grid)
-    where, record, state = _start(study, opts, design, uri, points)
+    where, store, record, state = _start(study, opts, design, uri, points)
     design = state.design if state is not None else design  # resumed: the design it started with
     parent, result, started = record["parent_run_id"], None, time.time() - record["spent_s"]
     try:
@@ -196,7 +201,7 @@ def run_until_decided(study: Study, opts: SweepOptions, adaptive: AdaptiveOption
             result = evaluate_look(values, state)
             record.update(state=result.state.to_json(), spent_s=time.time() - started,
                           open=_points_of(result.needs_seeds, matched, points, base))
-            _save(uri, parent, where, record, result)
+            _save(uri, parent, where, record, result, store)
             closed = sum(not c.is_open for c in result.decisions)
             print(f"look {result.look} ({seeds} seeds): {closed}/{len(result.decisions)} closed", flush=True)
             if result.done:
@@ -208,7 +213,7 @@ def run_until_decided(study: Study, opts: SweepOptions, adaptive: AdaptiveOption
         tracking.end_run(uri, parent)
         raise ConfigError(f"--resume: adaptive study {where.name} is already closed ({where / 'state.json'})")
     record.update(state=result.state.to_json(), spent_s=time.time() - started)
-    _save(uri, parent, where, record, result)
+    _save(uri, parent, where, record, result, store)
     trials = sum(len(seeds) for seeds in next(iter(values.values())).values())  # the last look's runs
     final = result.table() + f"\n\nadaptive study {where.name}: {len(record['sweep_ids'])} looks, {trials} " \
         f"trials, {(time.time() - started) / 60:.1f} min; state in {where / 'state.json'}"

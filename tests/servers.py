@@ -1,6 +1,6 @@
 """Real servers for tests and benchmarks, each on 127.0.0.1 and a free port, each stopped by its PID:
-PostgreSQL 15 (Debian's, run as an unprivileged user since it refuses root) and an MLflow tracking
-server on a given backend store."""
+PostgreSQL 15 (Debian's, run as an unprivileged user since it refuses root), an MLflow tracking
+server on a given backend store, and moto's S3-compatible server (the stand-in for S3)."""
 
 from __future__ import annotations
 
@@ -116,5 +116,29 @@ def mlflow_server(backend_uri: str, artifacts: Path, workers: int = 2) -> Iterat
     try:
         _wait(ready, "mlflow server", proc, log)
         yield uri
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def moto_s3(workdir: Path) -> Iterator[str]:
+    """moto's S3-compatible server (`python -m moto.server`, in memory); yields its endpoint URL.
+    Clients reach it as S3: AWS_ENDPOINT_URL_S3=<url> and any AWS_ACCESS_KEY_ID / SECRET."""
+    port, log = free_port(), workdir / "moto.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=out, stderr=out, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    try:
+        _wait(ready, "moto server", proc, log)
+        yield url
     finally:
         _stop(proc)

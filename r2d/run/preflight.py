@@ -94,7 +94,7 @@ def check_local_ray(cfg: Config, drivers: int = 0) -> None:
     cpus = float(os.environ.get("R2D_RAY_NUM_CPUS") or os.cpu_count() or 1)
     node = {"CPU": cpus, "GPU": float(torch.cuda.device_count())}
     worker = r.worker_resources()
-    slots = min(math.floor((node[k] - drivers * (r.trial_cpus if k == "CPU" else 0.0)) / need + 1e-9)
+    slots = min(math.floor((node.get(k, 0.0) - drivers * (r.trial_cpus if k == "CPU" else 0.0)) / need + 1e-9)
                 for k, need in worker.items())
     if slots < r.num_workers:
         driver = f" and {drivers} trial driver(s) of {r.trial_cpus} CPU" if drivers else ""

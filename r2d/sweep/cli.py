@@ -75,6 +75,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     t = summary["timings"]
     print("\ntimings: " + ", ".join(f"{k} {v:.2f}" if "share" in k else f"{k} {v:.0f} s" for k, v in t.items()))
     print(f"results: {summary['sweep_dir']}")
+    if summary.get("sweep_uri", summary["sweep_dir"]) != summary["sweep_dir"]:  # remote storage (s3://)
+        print(f"storage: {summary['sweep_uri']} (trials, checkpoints, sweep.json)")
     print(f"browse:  {mlflow_ui_command(summary['tracking_uri'])}")
     if summary.get("experiment_id"):
         print(f"runs:    {runs_table_link(summary['tracking_uri'], summary['experiment_id'])}")

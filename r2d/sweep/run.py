@@ -50,6 +50,7 @@ from r2d.sweep.plan import (
     to_train,
     write_plan,
 )
+from r2d.sweep.storage import SweepStorage, new_sweep_id
 from r2d.sweep.study import (
     OPTUNA_KEYS,
     Study,
@@ -71,18 +72,15 @@ class SweepFailed(RuntimeError):
 
 
 # --------------------------------------------------------------------------- the driver
-def _sweep_dir(storage: str, study: Study, opts: SweepOptions) -> tuple[Path, dict]:
-    """A new sweep's directory and state, or (--resume) the latest / named one's."""
-    root = Path(storage)
+def _sweep_dir(storage: SweepStorage, study: Study, opts: SweepOptions) -> tuple[Path, dict]:
+    """A new sweep's (driver-side) directory and state, or (--resume) the latest / named one's."""
     if opts.resume:
-        candidates = sorted(root.glob(f"{study.name}-*/sweep.json"), key=lambda p: p.stat().st_mtime)
-        if opts.sweep_id:
-            candidates = [p for p in candidates if p.parent.name == opts.sweep_id]
-        if not candidates:
-            raise FileNotFoundError(f"--resume: no sweep of study {study.name} under {root}")
-        return candidates[-1].parent, json.loads(candidates[-1].read_text())
-    sweep_id = f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return root / sweep_id, {"sweep_id": sweep_id}
+        found = storage.latest(study.name, opts.sweep_id)
+        if found is None:
+            raise FileNotFoundError(f"--resume: no sweep of study {study.name} under {storage.storage}")
+        return storage.local_dir(found[0]), found[1]
+    sweep_id = new_sweep_id(study.name)
+    return storage.local_dir(sweep_id), {"sweep_id": sweep_id}
 
 
 def _stage2_search(study: Study, opts: SweepOptions, trials: list[PlannedTrial]) -> tuple[dict, Any, Any, int]:
@@ -95,19 +93,19 @@ def _stage2_search(study: Study, opts: SweepOptions, trials: list[PlannedTrial])
     return {}, search_alg, scheduler, opts.samples
 
 
-def _run_tune(sweep_dir: Path, phase: str, ctx: TrialContext, cfg: Config, param_space: dict,
+def _run_tune(sweep_uri: str, phase: str, ctx: TrialContext, cfg: Config, param_space: dict,
               concurrency: int, opts: SweepOptions, search_alg=None, scheduler=None, num_samples: int = 1):
-    path = sweep_dir / phase
+    path = f"{sweep_uri}/{phase}"  # a local path or a URI (s3://...): Tune's storage either way
     total = len(param_space["trial"]["grid_search"]) if "trial" in param_space else num_samples
     callbacks = [] if opts.verbose else [TrialLines(phase, total, concurrency)]
     trainable = tune.with_resources(tune.with_parameters(sweep_trial, ctx=ctx), trial_resources(cfg.resources))
     # A trial that trains in its own process is restarted by Tune from its last checkpoint; one that
     # drives Ray Train has Train restart its workers (r2d.run.distributed), so Tune must not restart it too.
     retries = cfg.resources.max_failures if in_trial_process(cfg.resources) else 0
-    if opts.resume and tune.Tuner.can_restore(str(path)):
+    if opts.resume and tune.Tuner.can_restore(path):
         # Finished trials are kept, unfinished ones continue, errored ones rerun only if asked;
         # the searcher (Optuna's study) is restored with the experiment state.
-        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=False,
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=False,
                                    restart_errored=opts.rerun_errored, param_space=param_space)
     else:
         stage2 = phase == "stage2"
@@ -118,7 +116,7 @@ def _run_tune(sweep_dir: Path, phase: str, ctx: TrialContext, cfg: Config, param
                                         search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
                                         max_concurrent_trials=concurrency,
                                         reuse_actors=True),  # a trial process (and its imports) serves many
-            run_config=tune.RunConfig(name=phase, storage_path=str(sweep_dir), verbose=1 if opts.verbose else 0,
+            run_config=tune.RunConfig(name=phase, storage_path=sweep_uri, verbose=1 if opts.verbose else 0,
                                       failure_config=tune.FailureConfig(max_failures=retries),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=2), callbacks=callbacks),
         )
@@ -249,7 +247,8 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
     if base_cfg.resources.ray_address or ray.is_initialized():  # a cluster: its size decides what storage works
         ensure_ray(base_cfg, log_to_driver=opts.verbose)
         refuse_local_state_on_cluster(storage, uri)  # before the sweep's directory, runs or trials exist
-    sweep_dir, state = _sweep_dir(storage, study, opts)
+    store = SweepStorage(storage)
+    sweep_dir, state = _sweep_dir(store, study, opts)
     sweep_id = state["sweep_id"]
     # a resumed sweep keeps the plan it started with (Tune restores the same grid)
     trials = (_restored_plan(state) if opts.resume else None) or plan_for(
@@ -279,8 +278,12 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
             state.update(study=study.name, search=opts.search, base=base, seeds=study.seeds,
                          trials=[dataclasses.asdict(t) for t in trials])
             (sweep_dir / "sweep.json").write_text(json.dumps(state, indent=1))
-            ctx = TrialContext(base, tuple(study.seeds), sweep_id, parent, uri, study.name, str(sweep_dir / "runs"))
-            results = _train(study, opts, trials, ctx, sweep_dir, base_cfg, concurrency, timings)
+            store.publish(sweep_dir, sweep_id)  # on remote storage: what a resume elsewhere needs
+            # run directories: the sweep's folder on a local (or mounted) storage path, else each
+            # trial node's own temporary directory (the runs are in MLflow; the driver's disk is not shared)
+            runs_dir = str(sweep_dir / "runs") if store.local else ""
+            ctx = TrialContext(base, tuple(study.seeds), sweep_id, parent, uri, study.name, runs_dir)
+            results = _train(study, opts, trials, ctx, store.uri(sweep_id), base_cfg, concurrency, timings)
             orphans = tracking.close_running(uri, study.name, sweep_id, parent,
                                              "stopped: its trial ended without finishing (early stopping or error)")
             # ---- the table, timings and the significance report
@@ -306,8 +309,9 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
     finally:
         signal.signal(signal.SIGTERM, previous)
         (sweep_dir / "sweep.json").write_text(json.dumps(state, indent=1, default=str))
-    return {"sweep_id": sweep_id, "sweep_dir": str(sweep_dir), "table": table, "report": report,
-            "timings": timings, "parent_run_id": parent, "tracking_uri": uri,
+        store.publish(sweep_dir, sweep_id)
+    return {"sweep_id": sweep_id, "sweep_dir": str(sweep_dir), "sweep_uri": store.uri(sweep_id),
+            "table": table, "report": report, "timings": timings, "parent_run_id": parent, "tracking_uri": uri,
             "experiment": study.name, "orphans_closed": orphans, "concurrency": concurrency,
             # the parent's experiment: the summary's link to its runs table in the MLflow UI
             "experiment_id": tracking.client(uri).get_run(parent).info.experiment_id,
@@ -315,7 +319,7 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
             "ray_resources": ray.cluster_resources()}
 
 
-def _train(study: Study, opts: SweepOptions, trials: list, ctx: TrialContext, sweep_dir: Path,
+def _train(study: Study, opts: SweepOptions, trials: list, ctx: TrialContext, sweep_uri: str,
            cfg: Config, concurrency: int, timings: dict[str, float]) -> list:
     """Phase 1, every distinct Stage 1 once; phase 2, the Stage 2 trials. Returns Tune's results and
     records each phase's wall time in ``timings``."""
@@ -328,14 +332,14 @@ def _train(study: Study, opts: SweepOptions, trials: list, ctx: TrialContext, sw
     if not opts.resume:  # a Stage 1 already in the store needs no fit (a resume keeps its grid)
         points = [p for p in points if not Stage1Store(trial_config(ctx.base, p["overrides"], p["seed"])).done()]
     if points:
-        _run_tune(sweep_dir, "stage1", dataclasses.replace(ctx, stage1_only=True), cfg,
+        _run_tune(sweep_uri, "stage1", dataclasses.replace(ctx, stage1_only=True), cfg,
                   {"trial": tune.grid_search(points)}, concurrency, opts)
     timings["stage1_s"] = time.time() - t
     # ---- phase 2: the Stage 2 trials
     t = time.time()
     param_space, search_alg, scheduler, samples = _stage2_search(study, opts, trials)
     results = [] if opts.search == "grid" and not to_train(trials) else _run_tune(
-        sweep_dir, "stage2", ctx, cfg, param_space, concurrency, opts, search_alg, scheduler, samples)
+        sweep_uri, "stage2", ctx, cfg, param_space, concurrency, opts, search_alg, scheduler, samples)
     timings["stage2_trials_s"] = time.time() - t
     return results
 

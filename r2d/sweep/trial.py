@@ -45,7 +45,7 @@ class TrialContext:
     parent_run_id: str
     tracking_uri: str
     experiment: str
-    runs_dir: str
+    runs_dir: str  # where trials write run directories; "": each trial node's own temporary directory
     stage1_only: bool = False  # phase 1: train (or find) the Stage 1 result and stop
 
 
@@ -104,6 +104,11 @@ def _stage1(cfg: Config) -> dict[str, Any]:
     return {"stage1_reused": float(summary["stage1"].get("reused", False))}
 
 
+def _runs_dir(ctx: TrialContext) -> Path:
+    """The sweep's runs folder if it is on a path every node has, else this node's temporary directory."""
+    return Path(ctx.runs_dir) if ctx.runs_dir else Path(tempfile.gettempdir()) / "r2d-runs" / ctx.sweep_id
+
+
 def sweep_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     """The Tune function trainable: one configuration, on one seed (grid) or on all seeds (Optuna)."""
     point = config.get("trial", {})
@@ -124,7 +129,7 @@ def sweep_trial(config: dict[str, Any], ctx: TrialContext) -> None:
             continue
         tags = {"r2d.sweep_id": ctx.sweep_id, "r2d.trial_key": key, "r2d.trial_id": trial_id,
                 "r2d.overrides": json.dumps(overrides, sort_keys=True), "r2d.trial_pid": str(os.getpid())}
-        cfg, out_dir = trial_config(ctx.base, overrides, seed), Path(ctx.runs_dir) / key
+        cfg, out_dir = trial_config(ctx.base, overrides, seed), _runs_dir(ctx) / key
         if in_trial_process(cfg.resources):
             summary = _train_here(cfg, out_dir, ctx, tags)
         else:

@@ -282,15 +282,19 @@ def run(cfg, out_dir: Path, runtime: Runtime | None = None, stage1_only: bool = 
     if cfg.stage1.enabled and not (resume and resume["stage"] == 2):
         stage1_info = _stage1(prep, runtime, work_dir, resume if resume and resume["stage"] == 1 else None, timings)
         resume = None if resume and resume["stage"] == 1 else resume
+    elif cfg.stage1.enabled:  # resumed in Stage 2: the checkpoint's weights descend from this Stage 1
+        store = Stage1Store(cfg)
+        stage1_info = {"enabled": True, "key": store.key, "location": store.location, "resumed_in_stage2": True}
     if stage1_only:
         return {"stage1": stage1_info, "timings": timings}
 
     t = time.time()
+    resumed_at = resume["step"] if resume is not None else None  # a restarted run: its checkpoint's step
     res2 = train_stage(2, prep, runtime, work_dir, resume)
     timings["stage2_s"] = time.time() - t
     load_weights(prep.model, res2.best_model_dir)
     stage2_info = {"best_dev_macro_f1": res2.best_score, "best_step": res2.best_step,
-                   "steps": res2.steps_run, "stopped_early": res2.stopped_early,
+                   "steps": res2.steps_run, "stopped_early": res2.stopped_early, "resumed_at_step": resumed_at,
                    "loss_trend": health.loss_trend(res2.losses, cfg.stage2.alpha_warmup * cfg.stage2.max_steps)}
     t = time.time()
     rows_by_split, results = evaluate(prep, prep.model, runtime)

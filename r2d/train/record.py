@@ -74,7 +74,7 @@ NOT_IDENTITY = (
     "run_name", "seed", "tracking.", "model.cache_dir", "stage1.cache_dir", "evaluation.splits",
     "resources.num_workers", "resources.use_gpu", "resources.cpus_per_worker", "resources.gpus_per_worker",
     "resources.trial_cpus", "resources.torch_threads", "resources.storage_path", "resources.max_failures",
-    "resources.ray_address", "evaluation.judge.endpoint", "evaluation.judge.api_key_env",
+    "resources.ray_address", "resources.custom_resources.", "evaluation.judge.endpoint", "evaluation.judge.api_key_env",
     "evaluation.judge.timeout_s",
 )
 
