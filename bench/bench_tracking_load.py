@@ -30,7 +30,7 @@ def measure(backend: str, loggers: int, steps: int, workers: int) -> str:
         root = Path(tmp)
         (root / "artifacts").mkdir()
         store = postgres() if backend == "postgresql" else sqlite_store(root)
-        with store as db, mlflow_server(db, root / "artifacts", workers=workers) as uri:
+        with store as db, mlflow_server(db, root / "artifacts", workers=workers, jobs=True) as uri:
             result = run_load(uri, f"load-{backend}", loggers, steps)
         locked = sum(p.read_text().count("database is locked") for p in root.glob("mlflow-server-*.log"))
     finished = loggers - len(result.errors)

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from .servers import free_port  # noqa: F401  (tests import it from here)
+from .servers import mlflow_server as start_mlflow_server
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("R2D_SHARED", ROOT.parent / "shared"))
 PUBMEDQA = SHARED / "data" / "pubmedqa"
@@ -69,14 +72,6 @@ def tiny_overrides(cache_dir: Path, **extra) -> list[str]:
     return [f"{k}={v}" for k, v in base.items()]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def stop_pid(proc, timeout: float = 20.0) -> None:
     """SIGTERM the process (group) we started, then SIGKILL if it lingers."""
     import signal
@@ -95,39 +90,10 @@ def stop_pid(proc, timeout: float = 20.0) -> None:
         proc.wait(timeout=10)
 
 
-# MLflow 3's server starts three huey job consumers for GenAI jobs (trace rollups, scorers) that r2d
-# never submits; on 2 cores they compete with the tests' trainings.
-SERVER_ENV = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` on 127.0.0.1 (sqlite backend, one worker), stopped by PID at the end."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    mlflow_bin = Path(sys.executable).with_name("mlflow")
-    proc = subprocess.Popen(
-        [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts")],
-        stdout=open(root / "server.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True, env=SERVER_ENV)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
-    else:
-        stop_pid(proc)
-        raise RuntimeError("mlflow server did not answer /health within 90 s")
-    yield url
-    stop_pid(proc)
+    with start_mlflow_server(f"sqlite:///{root / 'mlflow.db'}", root / "artifacts", workers=1) as url:
+        yield url

@@ -96,14 +96,17 @@ def postgres() -> Iterator[str]:
 
 
 @contextmanager
-def mlflow_server(backend_uri: str, artifacts: Path, workers: int = 2) -> Iterator[str]:
-    """`mlflow server` on `backend_uri`, artifacts proxied to `artifacts`; yields its http:// URI."""
+def mlflow_server(backend_uri: str, artifacts: Path, workers: int = 2, jobs: bool = False) -> Iterator[str]:
+    """`mlflow server` on `backend_uri`, artifacts proxied to `artifacts`; yields its http:// URI.
+    `jobs`: MLflow 3's GenAI job consumers (three huey processes r2d never uses; off in tests, where
+    they compete for the cores; the load bench keeps them on, as a default `mlflow server` runs)."""
     port, log = free_port(), artifacts.parent / f"mlflow-server-{os.getpid()}.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                                  "--workers", str(workers), "--backend-store-uri", backend_uri,
                                  "--artifacts-destination", str(artifacts)],
-                                stdout=out, stderr=out, start_new_session=True)
+                                stdout=out, stderr=out, start_new_session=True,
+                                env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": str(jobs).lower()})
     uri = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
