@@ -9,7 +9,14 @@ cache, so every run trains both stages. Seconds per step come from the run's own
 (metrics.json: Stage 1 + Stage 2 time over their steps, process start-up excluded; each stage's
 one dev evaluation of `--eval-examples` examples included); the test-split evaluation is shown apart.
 
+`--micro`: the training step alone, less at the mercy of other jobs on a shared machine. Each run
+is a fresh process (the setting in its environment before torch starts: the mode's pins for "on")
+that builds the sweep's tiny T5 (d_model 64, 2+2 layers, vocabulary 4000) and times `--steps`
+AdamW steps on one random batch of 32 x 96 input and 64 target tokens, after 3 warm-up steps, as
+wall time and as the main thread's CPU time (one torch thread: the step's compute runs in it).
+
     PYTHONPATH=$PWD nice -n 10 python bench/bench_reproducible.py --steps 40 --repeats 3
+    PYTHONPATH=$PWD nice -n 10 python bench/bench_reproducible.py --micro --steps 30 --repeats 6
 """
 from __future__ import annotations
 
@@ -51,6 +58,61 @@ def run_once(name: str, steps: int, eval_examples: int, out: Path) -> dict[str, 
     return {"s_per_step": (t["stage1_s"] + t["stage2_s"]) / trained, "evaluate_s": t["evaluate_s"], "wall_s": wall}
 
 
+def micro_child(steps: int) -> None:
+    """In a fresh process: time `steps` training steps of the tiny T5; print them as JSON."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = T5ForConditionalGeneration(T5Config(vocab_size=4000, d_model=64, d_ff=256, d_kv=16, num_layers=2,
+                                                num_decoder_layers=2, num_heads=4, dropout_rate=0.0,
+                                                decoder_start_token_id=0, pad_token_id=0))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    inputs, labels = torch.randint(1, 4000, (32, 96)), torch.randint(1, 4000, (32, 64))
+
+    def step() -> None:
+        opt.zero_grad()
+        model(input_ids=inputs, labels=labels).loss.backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    wall, cpu = time.perf_counter(), time.thread_time()
+    for _ in range(steps):
+        step()
+    print(json.dumps({"s_per_step": (time.perf_counter() - wall) / steps, "cpu_s_per_step": (time.thread_time() - cpu)
+                      / steps, "aten": torch.backends.cpu.get_cpu_capability()}))
+
+
+def micro_once(name: str, steps: int) -> dict[str, float]:
+    """One --micro child of setting `name` ("on": the mode's pins, set as the r2d CLI sets them)."""
+    from r2d.config import REPRODUCIBLE_PINS
+
+    reproducible, outer = SETTINGS[name]
+    env = {k: v for k, v in os.environ.items() if k not in SWITCHES}
+    env.update(REPRODUCIBLE_PINS if reproducible else outer, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, __file__, "--child", str(steps)], env=env, check=True,
+                         capture_output=True, text=True, cwd=ROOT).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def micro_table(results: dict[str, list[dict]]) -> str:
+    """Median (min) wall and CPU seconds per step, relative to "off"."""
+    def med(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[name])
+
+    lines = [f"{'setting':<8} {'ATen':<8} {'runs':>4} {'wall s/step median (min)':>25} {'vs off':>7} "
+             f"{'CPU s/step median (min)':>24} {'vs off':>7}"]
+    for name, rows in results.items():
+        lines.append(f"{name:<8} {rows[0]['aten']:<8} {len(rows):>4} "
+                     f"{med(name, 's_per_step'):>16.4f} ({min(r['s_per_step'] for r in rows):.4f}) "
+                     f"{med(name, 's_per_step') / med('off', 's_per_step'):>7.3f} "
+                     f"{med(name, 'cpu_s_per_step'):>15.4f} ({min(r['cpu_s_per_step'] for r in rows):.4f}) "
+                     f"{med(name, 'cpu_s_per_step') / med('off', 'cpu_s_per_step'):>7.3f}")
+    return "\n".join(lines)
+
+
 def table(results: dict[str, list[dict[str, float]]]) -> str:
     """Median (min) per setting, and the median s/step relative to "off"."""
     off = statistics.median(r["s_per_step"] for r in results["off"])
@@ -71,7 +133,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds; each round runs every setting once")
     parser.add_argument("--eval-examples", type=int, default=20, help="data.max_eval_examples")
     parser.add_argument("--settings", default="off,on,lowest", help="comma-separated, of: off, on, lowest")
+    parser.add_argument("--micro", action="store_true", help="time the training step alone (see above)")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        micro_child(args.child)
+        return
     names = args.settings.split(",")
     if args.steps < 1 or args.repeats < 1 or "off" not in names or not set(names) <= set(SETTINGS):
         sys.exit("expected positive --steps and --repeats, and --settings from off,on,lowest including off")
@@ -80,9 +147,10 @@ def main() -> None:
         for i in range(args.repeats):
             # alternate, and rotate who goes first, so a drift in the machine's load hits every setting
             for name in names[i % len(names):] + names[:i % len(names)]:
-                results[name].append(run_once(name, args.steps, args.eval_examples, Path(tmp) / f"{name}-{i}"))
+                results[name].append(micro_once(name, args.steps) if args.micro else
+                                     run_once(name, args.steps, args.eval_examples, Path(tmp) / f"{name}-{i}"))
                 print(f"round {i + 1} {name}: {results[name][-1]['s_per_step']:.4f} s/step", file=sys.stderr)
-    print(table(results))
+    print(micro_table(results) if args.micro else table(results))
 
 
 if __name__ == "__main__":
