@@ -94,18 +94,26 @@ def test_in_process_without_the_pins_stops_in_one_line(cache_dir, tmp_path, monk
 @pytest.mark.skipif(not pins_missing(), reason="this process already carries the pins")
 def test_ray_workers_get_the_pins_from_the_runtime_env(tmp_path):
     """A driver WITHOUT the pins trains on Ray Train in reproducible mode: the worker passes its pin check
-    (r2d.train.prepare.check_pins), so the switches came from the runtime_env, not from the driver."""
+    (r2d.train.prepare.check_pins), so the switches came from the runtime_env, not from the driver; and a
+    Tune trial of the same Ray job (a sweep trial's process) has them too."""
     script = (
-        "import json, sys\nfrom pathlib import Path\nfrom r2d.config import load_config\nfrom r2d.run import runner\n"
+        "import json, os, sys\nfrom pathlib import Path\nfrom ray import tune\n"
+        "from r2d.config import REPRODUCIBLE_PINS, load_config\nfrom r2d.run import runner\n"
         "cfg = load_config(None, json.loads(sys.argv[1]))\n"
         "runner.train(cfg, Path(sys.argv[2]), on_ray=True)\n"
+        # a Tune trial process of the same Ray job (what a sweep's trials are): the job's runtime_env
+        "def probe(config):\n"
+        "    tune.report({'pinned': float(all(os.environ.get(k) == v for k, v in REPRODUCIBLE_PINS.items()))})\n"
+        "grid = tune.Tuner(probe, run_config=tune.RunConfig(storage_path=sys.argv[3], name='probe')).fit()\n"
+        "print('tune trial pinned:', grid[0].metrics['pinned'])\n"
     )
     sets = tiny_overrides(tmp_path / "cache", **{"resources.reproducible": "true", "stage1.max_steps": 2,
                                                  "stage2.max_steps": 3, "stage2.eval_every": 3})
     env = {k: v for k, v in os.environ.items() if k not in REPRODUCIBLE_PINS}
     ray_tmp = tempfile.mkdtemp(prefix="r2dray")  # short: Ray's socket paths have a length limit
     env.update(PYTHONPATH=str(ROOT), R2D_RAY_NUM_CPUS="2", R2D_RAY_TMPDIR=ray_tmp)
-    done = subprocess.run([sys.executable, "-c", script, json.dumps(sets), str(tmp_path / "run")], env=env,
-                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(sets), str(tmp_path / "run"),
+                           str(tmp_path / "tune")], env=env, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "run/predictions/test.csv").exists()
+    assert "tune trial pinned: 1.0" in done.stdout
