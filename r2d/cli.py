@@ -12,7 +12,17 @@ import sys
 from pathlib import Path
 from typing import NoReturn, get_args
 
-from r2d.config import ConfigError, DataConfig, Options, blame, load_config, override_origins
+from r2d.config import (
+    REPRODUCIBLE_PINS,
+    Config,
+    ConfigError,
+    DataConfig,
+    Options,
+    blame,
+    load_config,
+    override_origins,
+    pins_missing,
+)
 from r2d.data import DataError, load_dataset
 from r2d.model.modeling import ModelError
 from r2d.run import runner
@@ -20,8 +30,26 @@ from r2d.run.preflight import check_run, check_writable
 from r2d.schema import CONFIG_FILE, RUN_FILE
 from r2d.scoring.health import health_line
 from r2d.train.evaluate import evaluate, write_run_dir
-from r2d.train.prepare import prepare
+from r2d.train.prepare import check_pins, prepare
 from r2d.train.runtime import Runtime
+
+PINNED_MARK = "R2D_PINNED_REEXEC"  # set in the re-executed process: never re-execute twice
+
+
+def pin_cpu_paths(cfg: Config, in_process: bool) -> None:
+    """resources.reproducible: the CPU code paths are pinned by environment switches that take effect
+    only if set before torch starts, and this module has imported torch. So the command re-executes
+    itself (same interpreter, same arguments) with REPRODUCIBLE_PINS added, before it has created
+    anything. Called in-process (`main(argv)`), it does not replace its caller: it stops with what to set."""
+    if not cfg.resources.reproducible or not pins_missing():
+        return
+    if in_process or os.environ.get(PINNED_MARK):
+        check_pins(cfg.resources)  # raises ConfigError naming the switches to set
+        return
+    env = {**os.environ, **REPRODUCIBLE_PINS, PINNED_MARK: "1"}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "r2d.cli", *sys.argv[1:]], env)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -95,6 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.workers is not None:
         options[f"--workers {args.workers}"] = ("resources.num_workers", args.workers)
     cfg = load_config(args.config, args.overrides, options)
+    pin_cpu_paths(cfg, args.in_process)
     out = Path(args.out)
     on_ray = cfg.resources.num_workers > 1 or args.ray
     try:
@@ -127,6 +156,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     overrides = [f"model.name={run_dir / 'model'}", *args.overrides]
     overrides.append(f"evaluation.splits={json.dumps(args.split or ['test'])}")
     cfg = load_config(run_dir / CONFIG_FILE, overrides)
+    pin_cpu_paths(cfg, args.in_process)  # a run trained in reproducible mode is re-evaluated so too
     # Re-evaluating does not retrain: the saved model is loaded through from_pretrained.
     prep = prepare(cfg, Runtime().device)
     before = json.loads((run_dir / RUN_FILE).read_text()) if (run_dir / RUN_FILE).exists() else {}
@@ -141,6 +171,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    args.in_process = argv is not None  # called as a function: never re-executed (pin_cpu_paths)
     try:
         if args.command == "data":
             return cmd_data_summary(args)
@@ -151,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             from r2d.run.regenerate import cmd_regenerate
 
             uri = args.tracking_uri or load_config(None).tracking.tracking_uri
-            return cmd_regenerate(args.run_id, uri, args.out, args.parent_run_id, args.trial, args.seed)
+            return cmd_regenerate(args.run_id, uri, args.out, args.parent_run_id, args.trial, args.seed,
+                                  before_training=lambda cfg: pin_cpu_paths(cfg, args.in_process))
         return cmd_evaluate(args)
     except (ConfigError, DataError, ModelError) as err:
         print(f"r2d: error: {err}", file=sys.stderr)

@@ -190,6 +190,22 @@ class TrackingConfig(_Section):
     log_model: bool = False
 
 
+# resources.reproducible: the environment switches that pin PyTorch's CPU code paths, set before torch
+# is imported (r2d/cli.py re-executes itself with them; Ray workers get them in their runtime_env).
+# AVX2 is the widest path every current x86-64 server CPU of both vendors has (Intel since Haswell,
+# AMD since Zen), and the combination a field report found bit-identical across Intel and AMD (issue
+# 25): ATen's vectorised kernels, oneDNN's ISA cap, and MKL's conditional numerical reproducibility
+# (its results are also fixed only for a fixed thread count: resources.torch_threads).
+REPRODUCIBLE_PINS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
+REPRODUCIBLE_ATEN_PATH = "AVX2"  # what torch.backends.cpu.get_cpu_capability() says once pinned
+
+
+def pins_missing(environ: dict[str, str] | None = None) -> dict[str, str | None]:
+    """The reproducible-mode switches `environ` (default: this process's) lacks: {name: value there}."""
+    env = os.environ if environ is None else environ
+    return {k: env.get(k) for k, v in REPRODUCIBLE_PINS.items() if env.get(k) != v}
+
+
 class ResourcesConfig(_Section):
     num_workers: int = Field(1, ge=1)  # >1 or use_ray: Ray Train TorchTrainer
     use_gpu: bool = False
@@ -217,6 +233,11 @@ class ResourcesConfig(_Section):
             raise ValueError("custom resources other than CPU and GPU (set those with cpus_per_worker, "
                              "gpus_per_worker), each amount > 0")
         return value
+
+    # Pin CPU code paths (REPRODUCIBLE_PINS) in the trainer and every Ray worker, so a configuration
+    # and seed give byte-identical predictions whichever vector ISA the CPU would otherwise pick
+    # (README "CPU code paths and predictions": the measured cost and why it is not the default).
+    reproducible: bool = False
 
     @model_validator(mode="after")
     def _resolve_threads(self) -> ResourcesConfig:

@@ -27,7 +27,7 @@ import torch
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from r2d.config import Config, validate_config
+from r2d.config import REPRODUCIBLE_PINS, Config, ResourcesConfig, validate_config
 from r2d.overrides import ConfigError
 from r2d.train.loop import run
 from r2d.train.record import final_metrics
@@ -120,16 +120,26 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- driver side
+def worker_env(resources: ResourcesConfig) -> dict[str, Any] | None:
+    """The runtime_env Ray workers need for this config: reproducible mode's CPU pins (a Ray worker is
+    a fresh process, started by its node's raylet, so the switches reach it before its torch starts)."""
+    return {"env_vars": dict(REPRODUCIBLE_PINS)} if resources.reproducible else None
+
+
 def ensure_ray(cfg: Config, log_to_driver: bool = True) -> None:
     """Join `resources.ray_address` (e.g. "auto") or start a local Ray on 127.0.0.1. Without
-    `log_to_driver` the workers' output stays in Ray's session logs, off this console."""
+    `log_to_driver` the workers' output stays in Ray's session logs, off this console. In reproducible
+    mode the job's runtime_env carries the CPU pins to every worker (Tune trials and what they start);
+    a Ray this process joined earlier without them is not changed, and a worker then stops in
+    r2d.train.prepare.check_pins."""
     if ray.is_initialized():
         return
+    job_env = worker_env(cfg.resources)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Train reports mid-training metrics (dev F1 per evaluation) before a trial's final objective.
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     if cfg.resources.ray_address:
-        ray.init(address=cfg.resources.ray_address, log_to_driver=log_to_driver)
+        ray.init(address=cfg.resources.ray_address, log_to_driver=log_to_driver, runtime_env=job_env)
     else:
         # A local Ray has no spot preemption to watch and no metrics scraper; Train's watcher actor
         # and metrics exporters cost each fit() processes, and its 2 s polling adds seconds to both
@@ -138,6 +148,7 @@ def ensure_ray(cfg: Config, log_to_driver: bool = True) -> None:
             os.environ.setdefault(var, value)
         ray.init(dashboard_host="127.0.0.1", _temp_dir=os.environ.get("R2D_RAY_TMPDIR") or None,
                  log_to_driver=log_to_driver, logging_level="WARNING" if not log_to_driver else "INFO",
+                 runtime_env=job_env,
                  num_cpus=int(os.environ["R2D_RAY_NUM_CPUS"]) if os.environ.get("R2D_RAY_NUM_CPUS") else None)
 
 
@@ -155,6 +166,7 @@ def make_trainer(cfg: Config, name: str, tracking: tuple[str, str] | None = None
             failure_config=FailureConfig(max_failures=r.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             callbacks=callbacks or [],
+            worker_runtime_env=worker_env(r),  # Train workers, whatever Ray they run on
         ),
     )
 

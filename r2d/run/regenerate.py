@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
-from r2d.config import load_config
+from r2d.config import Config, load_config
 from r2d.run import runner
 from r2d.train.record import environment, environment_tags
 
@@ -58,8 +59,13 @@ def pick_trial(client: MlflowClient, parent_run_id: str, trial: str | None = Non
                      f"{parent_run_id}; it has: {', '.join(have[:6]) or 'none'}{' ...' if len(have) > 6 else ''}")
 
 
-def regenerate(run_id: str, tracking_uri: str, out_dir: Path | None = None) -> tuple[bool, list[str]]:
-    """(identical?, differing recorded settings) after re-training run `run_id` into `out_dir`."""
+BeforeTraining = Callable[[Config], None]
+
+
+def regenerate(run_id: str, tracking_uri: str, out_dir: Path | None = None,
+               before_training: BeforeTraining | None = None) -> tuple[bool, list[str]]:
+    """(identical?, differing recorded settings) after re-training run `run_id` into `out_dir`.
+    `before_training(cfg)` sees the recorded config first (the CLI pins CPU code paths there)."""
     tags = MlflowClient(tracking_uri).get_run(run_id).data.tags
     work = Path(out_dir or tempfile.mkdtemp(prefix="r2d-regenerate-"))
     fetched = work / "recorded"
@@ -68,20 +74,24 @@ def regenerate(run_id: str, tracking_uri: str, out_dir: Path | None = None) -> t
     recorded = download_artifacts(run_id=run_id, artifact_path=PREDICTIONS, dst_path=str(fetched),
                                   tracking_uri=tracking_uri)
     cfg = load_config(config, ["tracking.enabled=false"])
+    if before_training is not None:
+        before_training(cfg)
     runner.train(cfg, work / "run")
     identical = (work / "run" / PREDICTIONS).read_bytes() == Path(recorded).read_bytes()
     return identical, [] if identical else setting_differences(tags, environment_tags(environment()))
 
 
 def cmd_regenerate(run_id: str | None, tracking_uri: str, out_dir: str | None, parent_run_id: str | None = None,
-                   trial: str | None = None, seed: int | None = None) -> int:
+                   trial: str | None = None, seed: int | None = None,
+                   before_training: BeforeTraining | None = None) -> int:
     """`r2d regenerate`: exit 0 identical, 1 differs, 2 bad input (one line on stderr)."""
     option = f"--run-id {run_id}" if run_id else f"--parent-run-id {parent_run_id}"
     try:
         if run_id is None:
             run_id = pick_trial(MlflowClient(tracking_uri), str(parent_run_id), trial, seed)
             print(f"trial: run {run_id}")
-        identical, differences = regenerate(run_id, tracking_uri, Path(out_dir) if out_dir else None)
+        identical, differences = regenerate(run_id, tracking_uri, Path(out_dir) if out_dir else None,
+                                            before_training)
     except MlflowException as err:  # an unknown run id, or a run without the recorded artifacts
         print(f"r2d: error: {option}: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2

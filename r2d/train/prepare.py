@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -10,9 +11,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from r2d.config import Config
+from r2d.config import REPRODUCIBLE_ATEN_PATH, REPRODUCIBLE_PINS, Config, ResourcesConfig, pins_missing
 from r2d.data import Dataset, load_dataset
 from r2d.model.modeling import load_model, tokenizer_corpus
+from r2d.overrides import ConfigError
 from r2d.train.batches import TokenizedSplit, tokenize_split
 
 
@@ -32,8 +34,29 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def check_pins(resources: ResourcesConfig) -> None:
+    """In reproducible mode, stop (one line) unless this process computes on the pinned CPU code paths:
+    the switches must be in its environment and ATen must have taken the pinned path (it reads its
+    switch once, at the first vectorised kernel: set after that, it is too late)."""
+    if not resources.reproducible:
+        return
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        raise ConfigError(f"resources.reproducible: pins x86-64 code paths; this machine is {platform.machine()}",
+                          ("resources.reproducible",), "x86-64 only")
+    wrong = [f"{k}={v or '(unset)'}" for k, v in pins_missing().items()]
+    path = torch.backends.cpu.get_cpu_capability()
+    if path != REPRODUCIBLE_ATEN_PATH:
+        wrong.append(f"ATen path {path} (a CPU without AVX2, or the switch set after torch started)")
+    if wrong:
+        pins = " ".join(f"{k}={v}" for k, v in REPRODUCIBLE_PINS.items())
+        raise ConfigError(f"resources.reproducible: CPU code paths not pinned ({', '.join(wrong)}): `r2d train` "
+                          f"sets them itself; another caller must start Python with {pins}",
+                          ("resources.reproducible",), "CPU code paths not pinned")
+
+
 def prepare(cfg: Config, device: torch.device) -> Prepared:
-    """Seed, load data, build model + tokenizer, tokenise every split."""
+    """Check the CPU pins (reproducible mode), seed, load data, build model + tokenizer, tokenise every split."""
+    check_pins(cfg.resources)
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.resources.torch_threads)  # resolved at config load, never None
     ds = load_dataset(cfg.data)

@@ -15,6 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from r2d import schema
 from r2d.config import Config, flatten
 from r2d.scoring import health
@@ -55,9 +57,11 @@ def cpu_model() -> str:
 
 
 def environment() -> dict[str, Any]:
-    """What a run's numbers may depend on beyond its config: versions, CPU model, ISA switches set."""
+    """What a run's numbers may depend on beyond its config: versions, CPU model, the vector path ATen
+    took in this process (AVX512, AVX2, DEFAULT, ...) and the ISA switches set."""
     return {"python": platform.python_version(), **{name: _version(name) for name in VERSIONED},
             "git_commit": git_commit(), "cpu_model": cpu_model(),
+            "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             **{var: os.environ[var] for var in ISA_ENV if var in os.environ}}
 
 
@@ -70,11 +74,14 @@ def environment_tags(env: dict[str, Any]) -> dict[str, str]:
 # seed (a system is compared across seeds), names, where things are stored or logged, how many
 # processes and threads run it (1 vs 2 DDP workers give identical predictions: tests/test_distributed),
 # fault tolerance, which splits are written, and how the LLM judge is reached (its model stays).
+# resources.reproducible is one of these: like the thread count it picks how the CPU computes, not
+# what is trained (and keeping it out leaves every earlier run's system id as it was).
 NOT_IDENTITY = (
     "run_name", "seed", "tracking.", "model.cache_dir", "stage1.cache_dir", "evaluation.splits",
     "resources.num_workers", "resources.use_gpu", "resources.cpus_per_worker", "resources.gpus_per_worker",
     "resources.trial_cpus", "resources.torch_threads", "resources.storage_path", "resources.max_failures",
-    "resources.ray_address", "resources.custom_resources.", "evaluation.judge.endpoint", "evaluation.judge.api_key_env",
+    "resources.ray_address", "resources.custom_resources.", "resources.reproducible", "evaluation.judge.endpoint",
+    "evaluation.judge.api_key_env",
     "evaluation.judge.timeout_s",
 )
 

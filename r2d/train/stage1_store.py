@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from r2d.config import Config, absolute_path
+from r2d.config import REPRODUCIBLE_PINS, Config, absolute_path
 
 
 def stage1_key(cfg: Config) -> str:
-    """Identity of a Stage 1 result: (model, data, rationale source, Stage 1 settings, seed)."""
+    """Identity of a Stage 1 result: (model, data, rationale source, Stage 1 settings, seed, and the
+    CPU pins in reproducible mode; keys of runs without it are unchanged)."""
     picked = {
         "model": cfg.model.model_dump(exclude={"cache_dir"}),
         # data.labels unset: left out, so Stage 1 results stored before it existed are still found
@@ -25,6 +26,8 @@ def stage1_key(cfg: Config) -> str:
         "stage1": cfg.stage1.model_dump(exclude={"cache_dir", "enabled", "seed"}),  # its seed: below
         "seed": cfg.stage_seed(1),
     }
+    if cfg.resources.reproducible:  # computed on the pinned CPU paths: never mixed with an unpinned result
+        picked["cpu_pins"] = REPRODUCIBLE_PINS
     return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
 
 
