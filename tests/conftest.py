@@ -16,6 +16,11 @@ PUBMEDQA = SHARED / "data" / "pubmedqa"
 
 os.chdir(ROOT)  # configs/ and relative cache paths resolve from the repo root
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# One auth mode for every Ray this test process starts or joins. Observed: after test_distributed's
+# default ray.init in this process, test_two_nodes' no-token cluster logged "Missing authorization
+# header" from the driver, the GCS declared the driver failed and cancelled every actor it created;
+# alone, or with this setting, it passes. These clusters are on 127.0.0.1 only.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
