@@ -167,6 +167,10 @@ def test_undecided_at_the_last_look_says_why_and_what_a_fixed_design_needs(tmp_p
     (comparison,) = result.decisions
     assert result.done and comparison.status == "undecided" and comparison.reason == "budget spent"
     assert comparison.seeds_to_detect is not None and comparison.seeds_to_detect >= 2
+    row = next(line for line in result.table().splitlines() if "| noisy |" in line)
+    assert comparison.seeds_to_show_equivalence == float("inf")  # the observed 1.95 is beyond the margin 0.5
+    assert f"undecided (budget spent; seeds a fixed design needs: equivalence never, detection " \
+           f"{comparison.seeds_to_detect:.0f})" in row
     with pytest.raises(ValueError, match="planned looks are done"):
         evaluate_look(values, state)
 

@@ -104,15 +104,28 @@ class LookResult:
             def get(key: str, last: dict = last) -> float:
                 return last.get(key, math.nan)
 
-            name, status = (
-                comparison.system,
-                comparison.status + (f" ({comparison.reason})" if comparison.reason else ""),
-            )
+            name, status = comparison.system, comparison.status + _why_undecided(comparison)
             lines.append(
                 f"| {comparison.metric} | {name} | {status} | {comparison.seeds_used} | {get('mean'):+.2f} "
                 f"| [{get('low'):+.2f}, {get('high'):+.2f}] | {get('t'):.2f} / {get('boundary'):.2f} |"
             )
         return "\n".join(lines + ["", self.state.design.signature()])
+
+
+def _seeds(value: float | None) -> str:
+    return "?" if value is None or math.isnan(value) else "never" if math.isinf(value) else f"{value:.0f}"
+
+
+def _why_undecided(comparison: Comparison) -> str:
+    """' (budget spent; seeds a fixed design needs: equivalence 29, detection 137)' for an undecided
+    comparison: the reason, and the seeds per configuration at the observed mean and sd ('never': no
+    count up to decisions.MAX_SEEDS would, e.g. an observed difference beyond the margin, or of 0)."""
+    if not comparison.reason:
+        return ""
+    if comparison.seeds_to_detect is None and comparison.seeds_to_show_equivalence is None:
+        return f" ({comparison.reason})"
+    return (f" ({comparison.reason}; seeds a fixed design needs: equivalence "
+            f"{_seeds(comparison.seeds_to_show_equivalence)}, detection {_seeds(comparison.seeds_to_detect)})")
 
 
 def start_state(design: Design, baseline: str) -> SequentialState:
