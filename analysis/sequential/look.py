@@ -119,7 +119,7 @@ def _seeds(value: float | None) -> str:
 def _why_undecided(comparison: Comparison) -> str:
     """' (budget spent; seeds a fixed design needs: equivalence 29, detection 137)' for an undecided
     comparison: the reason, and the seeds per configuration at the observed mean and sd ('never': no
-    count up to decisions.MAX_SEEDS would, e.g. an observed difference beyond the margin, or of 0)."""
+    count up to crossed_planning.MAX_SEEDS would, e.g. an observed difference beyond the margin, or of 0)."""
     if not comparison.reason:
         return ""
     if comparison.seeds_to_detect is None and comparison.seeds_to_show_equivalence is None:
