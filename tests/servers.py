@@ -96,52 +96,47 @@ def postgres() -> Iterator[str]:
 
 
 @contextmanager
-def mlflow_server(backend_uri: str, artifacts: Path, workers: int = 2, jobs: bool = False) -> Iterator[str]:
-    """`mlflow server` on `backend_uri`, artifacts proxied to `artifacts`; yields its http:// URI.
-    `jobs`: MLflow 3's GenAI job consumers (three huey processes r2d never uses; off in tests, where
-    they compete for the cores; the load bench keeps them on, as a default `mlflow server` runs)."""
-    port, log = free_port(), artifacts.parent / f"mlflow-server-{os.getpid()}.log"
+def _http_server(cmd: list[str], what: str, url: str, probe: str, log: Path,
+                 env: dict[str, str] | None = None) -> Iterator[str]:
+    """Start `cmd` (its own process group, output to `log`), wait until GET `url + probe` is 200,
+    yield `url`, and stop it by its PID at the end."""
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                                 "--workers", str(workers), "--backend-store-uri", backend_uri,
-                                 "--artifacts-destination", str(artifacts)],
-                                stdout=out, stderr=out, start_new_session=True,
-                                env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": str(jobs).lower()})
-    uri = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen(cmd, stdout=out, stderr=out, start_new_session=True, env=env)
 
     def ready() -> bool:
         try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
+            with urllib.request.urlopen(url + probe, timeout=2) as r:
                 return r.status == 200
         except OSError:
             return False
 
     try:
-        _wait(ready, "mlflow server", proc, log)
-        yield uri
+        _wait(ready, what, proc, log)
+        yield url
     finally:
         _stop(proc)
+
+
+@contextmanager
+def mlflow_server(backend_uri: str, artifacts: Path, workers: int = 2, jobs: bool = False) -> Iterator[str]:
+    """`mlflow server` on `backend_uri`, artifacts proxied to `artifacts`; yields its http:// URI.
+    `jobs`: MLflow 3's GenAI job consumers (three huey processes r2d never uses; off in tests, where
+    they compete for the cores; the load bench keeps them on, as a default `mlflow server` runs)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers), "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts)]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": str(jobs).lower()}
+    with _http_server(cmd, "mlflow server", f"http://127.0.0.1:{port}", "/health",
+                      artifacts.parent / f"mlflow-server-{os.getpid()}.log", env) as uri:
+        yield uri
 
 
 @contextmanager
 def moto_s3(workdir: Path) -> Iterator[str]:
     """moto's S3-compatible server (`python -m moto.server`, in memory); yields its endpoint URL.
     Clients reach it as S3: AWS_ENDPOINT_URL_S3=<url> and any AWS_ACCESS_KEY_ID / SECRET."""
-    port, log = free_port(), workdir / "moto.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=out, stderr=out, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    try:
-        _wait(ready, "moto server", proc, log)
+    port = free_port()
+    cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with _http_server(cmd, "moto server", f"http://127.0.0.1:{port}", "/moto-api/data.json",
+                      workdir / "moto.log") as url:
         yield url
-    finally:
-        _stop(proc)
