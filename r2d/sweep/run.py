@@ -301,11 +301,7 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
                 timings["analysis_s"] = time.time() - t
             timings["total_s"] = time.time() - t_start
             state["timings"] = timings
-            (sweep_dir / "timings.json").write_text(json.dumps(timings, indent=1))
-            tracking.log_artifacts(uri, parent, sweep_dir, ["timings.json"], [])
-            tracking.log_metrics(uri, parent, {f"timing/{k}": v for k, v in timings.items()})
-            failed = [r for r in table if r["status"] != "TERMINATED"]
-            tracking.set_tags(uri, parent, {"r2d.trials": f"{len(table) - len(failed)} finished, {len(failed)} failed"})
+            _record_on_parent(uri, parent, sweep_dir, timings, table)
     finally:
         signal.signal(signal.SIGTERM, previous)
         (sweep_dir / "sweep.json").write_text(json.dumps(state, indent=1, default=str))
@@ -317,6 +313,16 @@ def run_sweep(study: Study, opts: SweepOptions, questions: list[Question] | None
             "experiment_id": tracking.client(uri).get_run(parent).info.experiment_id,
             "reused": [t.point | {"run_id": t.reused_run_id} for t in trials if t.reused_run_id],
             "ray_resources": ray.cluster_resources()}
+
+
+def _record_on_parent(uri: str, parent: str, sweep_dir: Path, timings: dict[str, float],
+                      table: list[dict[str, Any]]) -> None:
+    """timings.json (file and artifact), the timings as metrics and the trial count tag of the parent run."""
+    (sweep_dir / "timings.json").write_text(json.dumps(timings, indent=1))
+    tracking.log_artifacts(uri, parent, sweep_dir, ["timings.json"], [])
+    tracking.log_metrics(uri, parent, {f"timing/{k}": v for k, v in timings.items()})
+    failed = [r for r in table if r["status"] != "TERMINATED"]
+    tracking.set_tags(uri, parent, {"r2d.trials": f"{len(table) - len(failed)} finished, {len(failed)} failed"})
 
 
 def _train(study: Study, opts: SweepOptions, trials: list, ctx: TrialContext, sweep_uri: str,
