@@ -17,6 +17,7 @@ import sys
 import ablations
 import rationale_source
 import schedule_sensitivity
+from _adaptive import run_until_decided
 from _common import analyse_sweep
 
 from r2d.sweep.cli import main_for
@@ -71,4 +72,4 @@ for _name, _source, _seeds in (("pubmedqa-t5-base", None, [0, 1, 2, 3, 4]),
     PLANS[_name] = questions(ablations.PRESETS[_name], schedule_sensitivity.PRESETS[_name], _source, _seeds)
 
 if __name__ == "__main__":
-    sys.exit(main_for(DEFAULT, presets=PRESETS, plans=PLANS, analyse=analyse_sweep))
+    sys.exit(main_for(DEFAULT, presets=PRESETS, plans=PLANS, analyse=analyse_sweep, until_decided=run_until_decided))

@@ -340,8 +340,10 @@ def test_until_decided_runs_planned_looks_and_records_the_design(ray_cluster, tm
     assert all(p.data.tags["r2d.adaptive_id"] == adaptive[0].data.tags["r2d.adaptive_id"] for p in parents)
     names = {a.path for a in c.list_artifacts(adaptive[0].info.run_id)}
     assert {"state.json", "look-1.md"} <= names
-    state = json.loads(json.loads(Path(c.download_artifacts(adaptive[0].info.run_id, "state.json",
-                                                             str(tmp_path / "dl"))).read_text())["state"])
+    record = json.loads(Path(c.download_artifacts(adaptive[0].info.run_id, "state.json", str(tmp_path / "dl")))
+                        .read_text())
+    assert record["looks_done"] == 1 and list(record["states"]) == ["schedule_sensitivity"]  # one family
+    state = json.loads(record["states"]["schedule_sensitivity"])
     assert state["looks_done"] == 1 and state["design"]["looks"] == [3]
     for comparison in state["comparisons"]:
         assert comparison["status"] in ("better", "worse", "equivalent", "undecided")

@@ -20,7 +20,7 @@ from r2d.sweep.run import Analyse, SweepFailed, dry_run, run_sweep
 from r2d.sweep.study import AdaptiveOptions, Study, SweepOptions
 
 # The adaptive loop (sweeps/_adaptive.py): (study, options, adaptive options, dry run) -> what to print.
-UntilDecided = Callable[[Study, SweepOptions, AdaptiveOptions, bool], str]
+UntilDecided = Callable[[Study, SweepOptions, AdaptiveOptions, bool, list[Question] | None], str]
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -136,7 +136,7 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def adaptive_for(args: argparse.Namespace, planned: bool) -> AdaptiveOptions | None:
+def adaptive_for(args: argparse.Namespace) -> AdaptiveOptions | None:
     """--until-decided and its options, checked (one-line ConfigError naming the option); None without it."""
     given = [flag for flag, value in (("--budget", args.budget), ("--max-seeds", args.max_seeds),
                                       ("--margin", args.margin)) if value]
@@ -146,9 +146,7 @@ def adaptive_for(args: argparse.Namespace, planned: bool) -> AdaptiveOptions | N
         return None
     for flag, wrong, why in (("--search optuna", args.search == "optuna", "a search suggests configurations; "
                               "adaptive seeds apply to a grid's fixed comparisons"),
-                             ("--seeds", bool(args.seeds), "the looks choose the seeds (0, 1, ... up to --max-seeds)"),
-                             ("--referee plan", planned, "not available for a plan of questions yet; "
-                              "run each study script with --until-decided")):
+                             ("--seeds", bool(args.seeds), "the looks choose the seeds (0, 1, ... up to --max-seeds)")):
         if wrong:
             raise ConfigError(f"--until-decided: not with {flag}: {why}")
     margins = []
@@ -252,11 +250,11 @@ def main_for(study: Study, argv: list[str] | None = None, presets: dict[str, Stu
                             storage_path=args.storage_path, tracking_uri=args.tracking_uri,
                             analysis=not args.no_analysis, max_concurrent=args.max_concurrent,
                             verbose=args.verbose, fresh=args.fresh)
-        adaptive = adaptive_for(args, plans is not None)
+        adaptive = adaptive_for(args)
         if adaptive is not None:
             if until_decided is None:
                 raise ConfigError("--until-decided: this script has no adaptive loop")
-            print(until_decided(chosen, opts, adaptive, args.dry_run))
+            print(until_decided(chosen, opts, adaptive, args.dry_run, questions))
             return 0
         if args.dry_run:
             print("\n".join(dry_run(chosen, opts, questions)))
