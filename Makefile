@@ -10,7 +10,7 @@ $(VENV)/.r2d-installed: pyproject.toml scripts/install.sh locks/cpu.txt
 install: $(VENV)/.r2d-installed
 
 test: install
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 sweep: install
 	$(PY) sweeps/schedule_sensitivity.py

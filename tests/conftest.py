@@ -26,6 +26,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+# Longest first. `make test` runs `-n 2 --dist loadfile`: a file runs whole on one worker (its module
+# fixtures, e.g. test_sweeps' two-node Ray cluster, start once), so the files that take minutes start
+# at once and the many short ones fill in beside them; collected last, test_sweeps alone was the tail.
+HEAVY_FIRST = ("test_sweeps.py", "test_sweep_search.py", "test_distributed.py", "test_train.py", "test_reproducible.py",
+               "test_two_nodes.py", "test_gpu_path_cpu.py", "test_analysis_e2e.py", "test_tracking_load.py")
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    rank = {name: index for index, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 @pytest.fixture(scope="session")
 def pubmedqa_dir() -> Path:
     if not (PUBMEDQA / "ori_pqal.json").exists():

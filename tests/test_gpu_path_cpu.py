@@ -57,7 +57,7 @@ def cpu_overrides(cfg, tmp: Path, model_dir: Path, pubmedqa_dir: Path, bioasq_fi
     over = {
         "model.name": model_dir, "model.cache_dir": tmp / "cache", "stage1.cache_dir": tmp / "stage1",
         "resources.storage_path": tmp / "ray", "resources.num_workers": 1, "resources.use_gpu": "false",
-        "resources.torch_threads": 2, "tracking.enabled": "false",
+        "resources.torch_threads": 1, "tracking.enabled": "false",  # one core: the suite runs two files at once
         "data.max_train_examples": 8, "data.max_eval_examples": 4, "data.max_input_tokens": 64,
         "data.max_target_tokens": 16, "data.triage.size": 200,
         "stage1.max_steps": 2, "stage1.eval_every": 2, "stage1.batch_size": 2,

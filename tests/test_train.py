@@ -181,7 +181,8 @@ def trained(tmp_path_factory):
     reached dev macro-F1 0.46 (the test's bar: 0.19) and BLEU 33 in 71 s; 150 + 120 steps 0.58 in 103 s."""
     out = tmp_path_factory.mktemp("learned")
     cfg = load_config("configs/triage-tiny.yaml", [
-        f"model.cache_dir={out / 'cache'}", "data.triage.size=1500", "data.max_eval_examples=200",
+        f"model.cache_dir={out / 'cache'}", f"resources.storage_path={out / 'ray'}", "data.triage.size=1500",
+        "data.max_eval_examples=200", "resources.torch_threads=1",  # one core: the suite runs two files at once
         "stage1.max_steps=100", "stage1.batch_size=32", "stage1.eval_every=100", "stage2.max_steps=80",
         "stage2.batch_size=32", "stage2.eval_every=40",
         "evaluation.splits=[dev]", "evaluation.bertscore.enabled=false", "evaluation.max_rationale_tokens=40",
