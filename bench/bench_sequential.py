@@ -140,6 +140,8 @@ def main() -> int:
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--spending", choices=("obf", "pocock"), default="obf")
     parser.add_argument("--corrections", nargs="+", default=["bonferroni", "holm"])
+    parser.add_argument("--futility", type=float, default=0.05,
+                        help="non-binding futility: conditional power below which a comparison stops (0: never)")
     parser.add_argument("--margin", type=float, default=2.0, help="equivalence margin, points")
     parser.add_argument("--seed-sd", type=float, default=3.5, help="seed x system sd of a run's metric, points")
     parser.add_argument("--residual-sd", type=float, default=1.5, help="example-level residual sd of a run, points")
@@ -158,7 +160,8 @@ def main() -> int:
     )
     passed = True
     for correction in args.corrections:
-        design = Design(tuple(args.looks), args.alpha, args.spending, {"metric": args.margin}, correction)
+        design = Design(tuple(args.looks), args.alpha, args.spending, {"metric": args.margin}, correction,
+                        futility=args.futility)
         started = time.perf_counter()
         print(f"\n{design.signature()}\n")
         print(

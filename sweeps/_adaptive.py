@@ -79,7 +79,8 @@ def design_for(adaptive: AdaptiveOptions) -> Design:
             raise ConfigError(f"--margin {option}: unknown metric {metric!r}; expected one of the report's "
                               f"metrics, e.g. correct, macro_f1, corpus_bleu, bertscore_f1, consistent")
     try:
-        return Design(looks=adaptive.looks, margins=margins_from_options(list(adaptive.margins)))
+        return Design(looks=adaptive.looks, margins=margins_from_options(list(adaptive.margins)),
+                      futility=adaptive.futility)
     except ValueError as err:  # a metric without a known margin, ... : bad input, before anything starts
         raise ConfigError(str(err)) from None
 
@@ -238,7 +239,8 @@ def _start(study: Study, opts: SweepOptions, design: Design, uri: str, points: l
               "states": {}, "looks_done": 0, "spent_s": 0.0}
     record["parent_run_id"] = tracking.start_run(
         uri, study.name, where.name, {"looks": ",".join(map(str, design.looks)), "alpha": design.alpha,
-                                      "spending": design.spending, "correction": design.correction},
+                                      "spending": design.spending, "correction": design.correction,
+                                      "futility": design.futility},
         {"r2d.kind": "adaptive", "r2d.adaptive_id": where.name, "r2d.design": design.signature()})
     (where / "state.json").write_text(json.dumps(record, indent=1))
     store.publish(where, adaptive_id)

@@ -94,7 +94,8 @@ def plan_loop(tmp_path, monkeypatch):
 
 def test_plan_until_decided_adds_seeds_only_where_a_question_is_open_and_resumes(plan_loop, capsys):
     opts, base, start = plan_loop
-    questions, adaptive = referee.PLANS[None], AdaptiveOptions(max_seeds=7)
+    # no futility stop: transition 0.3 is meant to stay open to the last look (tests/test_sequential_futility.py)
+    questions, adaptive = referee.PLANS[None], AdaptiveOptions(max_seeds=7, futility=0.0)
     # the driver dies (Ctrl-C) when the second look's trials are asked for
     fake = start(die_at_look=2)
     with pytest.raises(KeyboardInterrupt):

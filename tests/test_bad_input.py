@@ -234,6 +234,8 @@ ADAPTIVE_CASES = [
     (["--until-decided", "--search", "optuna"], "--until-decided: not with --search optuna"),
     (["--until-decided", "--seeds", "0", "1"], "--until-decided: not with --seeds"),
     (["--budget", "1h"], "--budget: only with --until-decided"),
+    (["--futility", "0.1"], "--futility: only with --until-decided"),
+    (["--until-decided", "--futility", "1"], "--futility 1: expected a conditional power from 0"),
 ]
 
 

@@ -7,7 +7,8 @@ read through `t = mean / sd * sqrt(n)` against group-sequential t boundaries (`b
 - better / worse: |t| >= the efficacy boundary at this look (two-sided), sign of the mean.
 - equivalent within +/-m: the repeated confidence interval mean +/- c * sd / sqrt(n), with c the
   boundary at the Bonferroni level alpha / C, lies inside (-m, m).
-- open otherwise; `undecided` once the last look (or a stop) is reached.
+- open otherwise; `undecided` once the last look (or a stop) is reached, or earlier when the design
+  has a futility threshold and neither answer is within reach by the last look (`futile`, non-binding).
 
 Why the error is controlled (Bonferroni): under any true difference delta, (mean - delta) / sd *
 sqrt(n) is the null t process, so the repeated intervals cover delta at every look simultaneously
@@ -115,6 +116,34 @@ def decide_look(
         half_width = np.asarray(equivalence_critical) * sd / np.sqrt(n)
         inside = np.abs(mean) + half_width < margin
     return np.where(testable & (status == OPEN) & inside, EQUIVALENT, status).astype(np.int8)
+
+
+def futile(
+    mean: np.ndarray, sd: np.ndarray, n: np.ndarray, max_n: int, final_critical: float, margin: float, threshold: float
+) -> np.ndarray:
+    """Non-binding futility `[...]` at an interim look: neither answer is within reach by the last look.
+
+    Detection out of reach: the conditional power to cross the last look's boundary `final_critical`
+    (a t boundary with `max_n - 1` df) under the current trend is below `threshold`. Brownian-motion
+    form (Lan & Wittes 1988) at information fraction f = n / max_n, the t values carried to the normal
+    scale by their tail probabilities: CP = P(Z > (z_final - z / sqrt(f)) / sqrt(1 - f)).
+    Equivalence out of reach: the last look's repeated interval with the current mean and sd,
+    |mean| + final_critical * sd / sqrt(max_n), does not fit inside +/-margin.
+
+    Non-binding: the boundaries ignore it, so stopping only removes decisions and cannot raise any
+    error rate (type I, or false equivalence); the approximation decides only how many trials it saves.
+    NaN inputs (no variance yet) are never futile.
+    """
+    mean, sd, n = (np.asarray(array, dtype=np.float64) for array in (mean, sd, n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.abs(mean) / sd * np.sqrt(n)
+        z = scipy_stats.norm.isf(scipy_stats.t.sf(t, np.maximum(n - 1.0, 1.0)))
+        z_final = scipy_stats.norm.isf(scipy_stats.t.sf(final_critical, max_n - 1.0))
+        fraction = n / max_n
+        power = scipy_stats.norm.sf((z_final - z / np.sqrt(fraction)) / np.sqrt(1.0 - fraction))
+        no_detection = (fraction < 1.0) & (power < threshold)
+        no_equivalence = np.abs(mean) + final_critical * sd / np.sqrt(max_n) >= margin
+    return no_detection & no_equivalence & np.isfinite(t)
 
 
 def fixed_design_seeds(

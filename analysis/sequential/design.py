@@ -41,7 +41,9 @@ class Design:
     metrics that decide (a system needs seeds while any of its comparisons on them is open).
     `correction` is across the comparisons of one metric (the report's family). `n_sim` and
     `calibration_seed` fix the Monte Carlo calibration of the t boundaries; `power` is the power the
-    seeds-needed figure of an undecided comparison is planned for.
+    seeds-needed figure of an undecided comparison is planned for. `futility` > 0 stops a comparison
+    at an interim look as undecided when neither answer is within reach by the last look
+    (`decisions.futile`: conditional power under the current trend below it, and equivalence out of reach).
     """
 
     looks: tuple[int, ...]
@@ -52,6 +54,7 @@ class Design:
     n_sim: int = DEFAULT_N_SIM
     calibration_seed: int = 0
     power: float = 0.8
+    futility: float = 0.0  # conditional-power threshold of the non-binding futility stop; 0: none
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "looks", check_looks(self.looks, minimum=2))
@@ -71,6 +74,8 @@ class Design:
             raise ValueError(f"n_sim must be a whole number >= 10000, got {self.n_sim}")
         if not 0.0 < self.power < 1.0:
             raise ValueError(f"power must be in (0, 1), got {self.power}")
+        if not 0.0 <= self.futility < 1.0:
+            raise ValueError(f"futility must be in [0, 1), got {self.futility}")
 
     @property
     def max_seeds(self) -> int:
@@ -84,6 +89,7 @@ class Design:
             f"looks {','.join(map(str, self.looks))} seeds | {SPENDING_NAMES[self.spending]} spending, two-sided "
             f"alpha {self.alpha:g} | t boundaries by simulation ({self.n_sim} sweeps, seed {self.calibration_seed}) | "
             f"equivalence margins {margins} | {self.correction.capitalize()} across comparisons per metric"
+            + (f" | non-binding futility below conditional power {self.futility:g}" if self.futility else "")
         )
 
     def to_dict(self) -> dict:

@@ -26,6 +26,7 @@ from analysis.sequential.decisions import (
     decide_look,
     equivalence_seeds,
     fixed_design_seeds,
+    futile,
 )
 from analysis.sequential.design import Design, design_from_dict
 
@@ -200,6 +201,8 @@ def evaluate_look(
     for metric, margin in design.margins.items():
         family = [comparison for comparison in state.comparisons if comparison.metric == metric]
         decided += _decide_family(values[metric], family, state, margin, cache_path)
+        if design.futility and not final:
+            _stop_futile(family, state, margin, cache_path)
         if final:
             _close_undecided(family, design, stop_reason or f"maximum seeds reached ({design.max_seeds})")
     state.looks_done = look + 1
@@ -261,14 +264,30 @@ def _decide_family(
     return family
 
 
-def _close_undecided(family: list[Comparison], design: Design, reason: str) -> None:
+def _stop_futile(family: list[Comparison], state: SequentialState, margin: float, cache_path) -> None:
+    """Open comparisons read at this look whose answer is out of reach by the last look (`decisions.futile`,
+    non-binding) become undecided now: their systems get no more seeds."""
+    design, look = state.design, state.looks_done + 1
+    final_critical = float(boundary_table(design, len(family), None, cache_path)[1][-1])
+    read = [c for c in family if c.is_open and c.looks and c.looks[-1]["look"] == look]
+    if not read:
+        return
+    mean, sd, n = (np.array([c.looks[-1][key] for c in read]) for key in ("mean", "sd", "n"))
+    stop = futile(mean, sd, n, design.max_seeds, final_critical, margin, design.futility)
+    reason = (f"futile at look {look}: neither a difference nor equivalence within reach by "
+              f"{design.max_seeds} seeds")
+    _close_undecided([c for c, out in zip(read, stop) if out], design, reason, size=len(family))
+
+
+def _close_undecided(family: list[Comparison], design: Design, reason: str, size: int | None = None) -> None:
     """Open comparisons become undecided, with the reason and the seeds a fixed design would need."""
-    level = design.alpha / max(1, len(family))
+    level = design.alpha / max(1, size or len(family))
     margin = design.margins[family[0].metric] if family else 1.0
     for comparison in family:
         if not comparison.is_open:
             continue
         comparison.status, comparison.reason = STATUS_NAMES[UNDECIDED], reason
+        comparison.closed_at_look = comparison.looks[-1]["look"] if comparison.looks else None
         if comparison.looks:
             last = comparison.looks[-1]
             comparison.seeds_to_detect = float(fixed_design_seeds(last["mean"], last["sd"], level, design.power))

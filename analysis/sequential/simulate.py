@@ -3,7 +3,8 @@
 Input: per-run metric values `[R, 1 + C, S]` of R sweeps, system 0 the shared baseline, C
 configurations, S >= the design's last look seeds (seed s of every system drawn together). The
 adaptive procedure reads the design's looks in order; a configuration stops getting seeds when its
-comparison closes, the baseline when all have closed. Trials count one per (system, seed) run.
+comparison closes (or, with a futility threshold, stops as undecided), the baseline when all have
+closed. Trials count one per (system, seed) run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as scipy_stats
 
-from analysis.sequential.decisions import OPEN, UNDECIDED, boundary_table, decide_look, summary_statistics
+from analysis.sequential.decisions import OPEN, UNDECIDED, boundary_table, decide_look, futile, summary_statistics
 from analysis.sequential.design import Correction, Design
 
 
@@ -55,6 +56,10 @@ def run_adaptive(values: np.ndarray, design: Design, margin: float, cache_path=N
             margin,
             tested=open_before,
         )
+        if design.futility and look < len(design.looks) - 1:
+            stop = futile(mean, sd, np.full(mean.shape, float(n)), design.max_seeds, equivalence[-1], margin,
+                          design.futility)
+            status = np.where(open_before & (status == OPEN) & stop, UNDECIDED, status).astype(np.int8)
         used = np.where(open_before, n, used)
         closed_at = np.where(open_before & (status != OPEN), look + 1, closed_at)
     status = np.where(status == OPEN, UNDECIDED, status).astype(np.int8)

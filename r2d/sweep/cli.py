@@ -115,6 +115,9 @@ def build_parser(study: Study, presets: dict[str, Study]) -> argparse.ArgumentPa
                    f"(default {AdaptiveOptions.max_seeds})")
     p.add_argument("--margin", action="append", default=[], metavar="METRIC=POINTS",
                    help="with --until-decided: equivalence margin, e.g. --margin macro_f1=2 (defaults in the report)")
+    p.add_argument("--futility", type=float, metavar="P",
+                   help="with --until-decided: stop a comparison as undecided at an interim look when neither answer "
+                        f"is within reach (conditional power below P; default {AdaptiveOptions.futility:g}; 0: never)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (trials per question, shared, reused, Stage 1s, estimated wall time) "
                         "and stop: nothing starts, nothing is logged")
@@ -139,7 +142,7 @@ def parse_duration(text: str) -> float:
 def adaptive_for(args: argparse.Namespace) -> AdaptiveOptions | None:
     """--until-decided and its options, checked (one-line ConfigError naming the option); None without it."""
     given = [flag for flag, value in (("--budget", args.budget), ("--max-seeds", args.max_seeds),
-                                      ("--margin", args.margin)) if value]
+                                      ("--margin", args.margin), ("--futility", args.futility is not None)) if value]
     if not args.until_decided:
         if given:
             raise ConfigError(f"{given[0]}: only with --until-decided")
@@ -160,6 +163,11 @@ def adaptive_for(args: argparse.Namespace) -> AdaptiveOptions | None:
             raise ConfigError(f"--margin {text}: expected METRIC=POINTS with a positive number of points")
         margins.append(f"{metric.strip()}={value:g}")
     adaptive = AdaptiveOptions(margins=tuple(margins), budget_s=parse_duration(args.budget) if args.budget else None)
+    if args.futility is not None:
+        if not 0.0 <= args.futility < 1.0:
+            raise ConfigError(f"--futility {args.futility:g}: expected a conditional power from 0 (never stop for "
+                              "futility) up to, not including, 1")
+        adaptive = dataclasses.replace(adaptive, futility=args.futility)
     if args.max_seeds is not None:
         if args.max_seeds < adaptive.first_look:
             raise ConfigError(f"--max-seeds {args.max_seeds}: expected at least the first look's "
