@@ -4,7 +4,7 @@
                 simulation of the scale-free null, cached in JSON
 - `design`      `Design` (looks, alpha, spending, margins, correction): validation, signature, JSON
 - `decisions`   vectorised decisions of a family at one look (Bonferroni or group-sequential Holm),
-                and the seeds a fixed design would need
+                non-binding futility (`futile`), and the seeds a fixed design would need
 - `look`        the driver's entry point: `evaluate_look(values, state)` -> decisions, systems needing seeds
 - `simulate`    the procedure and the fixed design on many simulated sweeps at once; `expected_trials` (dry run)
 
