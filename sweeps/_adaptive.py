@@ -185,9 +185,9 @@ def _load(uri: str, study: Study, record: dict[str, Any], cache: Path) -> Matche
 
 
 def _evaluate(matched: MatchedSystems, questions: list[Question], base: dict, record: dict, design: Design,
-              stop_reason: str | None = None) -> dict[str, LookResult]:
-    """Read this look in every family still open; updates record["states"] and record["open"]."""
-    results, still_open = {}, []
+              stop_reason: str | None = None) -> None:
+    """Read this look in every family still open: updates record["states"], ["open"] and ["looks_done"]."""
+    still_open: list[dict] = []
     for family in _families(matched, questions, base):
         saved = record["states"].get(family.key)
         state: SequentialState = state_from_json(saved) if saved else start_state(
@@ -196,12 +196,10 @@ def _evaluate(matched: MatchedSystems, questions: list[Question], base: dict, re
             continue  # closed at an earlier look: nothing to read
         values = per_seed_values(family.matched, list(design.margins))
         result = evaluate_look(values, state, stop_reason=stop_reason)
-        results[family.key] = result
         record["states"][family.key] = result.state.to_json()
         still_open += [p for p in _points_of(family, result.needs_seeds, base) if p not in still_open]
     record["open"] = still_open
     record["looks_done"] += 1
-    return results
 
 
 def _tables(record: dict) -> str:
