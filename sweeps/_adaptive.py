@@ -220,6 +220,19 @@ def _save(uri: str, parent: str, where: Path, record: dict, store: SweepStorage)
     tracking.log_artifacts(uri, parent, where, ["state.json", look], [])
 
 
+def _close_dead_look(uri: str, experiment: str, adaptive_id: str, parent: str) -> int:
+    """The look a killed driver was running: its sweep's parent and in-flight trials, left RUNNING, end
+    KILLED (its FINISHED trials stay and the resumed look reuses them)."""
+    why = "interrupted: the adaptive study's driver died; --resume runs the look again"
+    running = tracking.search_runs(uri, experiment,
+                                   f"tags.`r2d.adaptive_id` = '{adaptive_id}' and attributes.status = 'RUNNING'")
+    closed = 0
+    for look in [r for r in running if r.info.run_id != parent]:
+        closed += tracking.close_running(uri, experiment, look.data.tags["r2d.sweep_id"], look.info.run_id, why) + 1
+        tracking.end_run(uri, look.info.run_id, "KILLED", why)
+    return closed
+
+
 def _start(study: Study, opts: SweepOptions, design: Design, uri: str, points: list[dict]):
     """(local folder, storage, record): a new adaptive study with its MLflow parent, or (--resume) the saved
     one, its states and spent error budget as they were, its parent reopened."""
@@ -232,6 +245,9 @@ def _start(study: Study, opts: SweepOptions, design: Design, uri: str, points: l
             saved["states"] = {study.name: state} if state else {}
             saved["looks_done"] = state_from_json(state).looks_done if state else 0
         tracking.reopen_run(uri, saved["parent_run_id"])
+        closed = _close_dead_look(uri, study.name, where.name, saved["parent_run_id"])
+        if closed:
+            print(f"resume: {closed} run(s) of the interrupted look marked KILLED in MLflow")
         return where, store, saved
     record = {"adaptive_id": where.name, "design": design.to_dict(), "sweep_ids": [], "reused": [], "open": points,
               "states": {}, "looks_done": 0, "spent_s": 0.0}

@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 
 from analysis.load.runs import load_run_dirs
 from analysis.load.systems import match_systems
+from r2d.run import tracking
 from r2d.sweep.study import AdaptiveOptions, SweepOptions, base_config, trial_config
 from r2d.train.evaluate import write_run_dir
 from r2d.train.record import system_id
@@ -48,10 +49,15 @@ class FakeLooks:
     def __init__(self, root: Path, base: dict, die_at_look: int | None = None) -> None:
         self.root, self.base, self.die_at_look = root, base, die_at_look
         self.trained: list[set[tuple[str, int]]] = []
+        self.dead_look: list[str] = []  # MLflow runs of the look it died in
         self.test_set = draw_test_set(np.random.default_rng(0), 40, Population())
 
     def __call__(self, study, opts, questions, analyse=None):
         if self.die_at_look == len(self.trained) + 1:
+            # as a SIGKILLed driver leaves a look: its sweep's parent and a trial in flight RUNNING in MLflow
+            for tags in ({"r2d.kind": "sweep", **opts.parent_tags}, {}):
+                self.dead_look.append(tracking.start_run(opts.tracking_uri, study.name, "dead-look", {},
+                                                         {"r2d.sweep_id": "dead-look", **tags}))
             raise KeyboardInterrupt
         look: set[tuple[str, int]] = set()
         for q in questions:
@@ -100,6 +106,7 @@ def test_plan_until_decided_adds_seeds_only_where_a_question_is_open_and_resumes
     fake = start(die_at_look=2)
     with pytest.raises(KeyboardInterrupt):
         _adaptive.run_until_decided(referee.DEFAULT, opts, adaptive, False, questions)
+    dead_look = fake.dead_look
     distinct = {system_id(trial_config(base, p, 0)) for q in questions for p in _adaptive.grid_points(q.study.grid)}
     assert len(distinct) == 11 and len(fake.trained) == 1
     assert {sid for sid, _ in fake.trained[0]} == distinct and len(fake.trained[0]) == 11 * 3  # each once
@@ -129,6 +136,9 @@ def test_plan_until_decided_adds_seeds_only_where_a_question_is_open_and_resumes
     final = _adaptive.run_until_decided(referee.DEFAULT, dataclasses.replace(opts, resume=True), adaptive, False,
                                         questions)
     assert [len(look) for look in fake.trained] == [3 * 2, 3 * 2]  # looks at 5 and 7 seeds: 2 new seeds each
+    client = MlflowClient(opts.tracking_uri)
+    assert [client.get_run(run).info.status for run in dead_look] == ["KILLED", "KILLED"]  # none left RUNNING
+    assert "2 run(s) of the interrupted look marked KILLED" in capsys.readouterr().out
     assert all(seed >= 3 for look in fake.trained for _, seed in look)
     record = json.loads(next(Path(opts.storage_path).glob("referee-adaptive-*/state.json")).read_text())
     assert record["looks_done"] == 3 and record["design"] == saved["design"]
