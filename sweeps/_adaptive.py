@@ -226,11 +226,12 @@ def _close_dead_look(uri: str, experiment: str, adaptive_id: str, parent: str) -
     why = "interrupted: the adaptive study's driver died; --resume runs the look again"
     running = tracking.search_runs(uri, experiment,
                                    f"tags.`r2d.adaptive_id` = '{adaptive_id}' and attributes.status = 'RUNNING'")
-    closed = 0
-    for look in [r for r in running if r.info.run_id != parent]:
-        closed += tracking.close_running(uri, experiment, look.data.tags["r2d.sweep_id"], look.info.run_id, why) + 1
+    looks = [r for r in running if r.info.run_id != parent]
+    trials = sum(tracking.close_running(uri, experiment, look.data.tags["r2d.sweep_id"], look.info.run_id, why)
+                 for look in looks)
+    for look in looks:
         tracking.end_run(uri, look.info.run_id, "KILLED", why)
-    return closed
+    return len(looks) + trials
 
 
 def _start(study: Study, opts: SweepOptions, design: Design, uri: str, points: list[dict]):
